@@ -1,0 +1,159 @@
+/*
+ * ipc.h — the control protocol between libutcp.so (and the utcp tool) and
+ * the utcpd daemon.
+ *
+ * Transport: AF_UNIX SOCK_SEQPACKET to the daemon's control socket
+ * ($UTCP_SOCKET, default UTCP_DEFAULT_SOCKET). The daemon accepts a peer only
+ * if SO_PEERCRED shows the daemon's uid or root. Each message is exactly one
+ * struct utcp_req (client → daemon) or one struct utcp_rep (daemon → client);
+ * a file descriptor travels beside it as SCM_RIGHTS where an op says so.
+ * One request, one reply, in order, on one connection; the preload keeps one
+ * connection per thread so a blocked thread never holds up another.
+ *
+ * Data never crosses this socket. Every engine socket is an AF_UNIX
+ * SOCK_STREAM socketpair: the program holds one end (that IS its socket fd),
+ * the daemon the other. The daemon binds its end to the abstract name
+ * "\0utcp/<daemon pid>/<sock id>", so getpeername() on the program's end
+ * tells any process image which engine socket an fd is (after exec, dup,
+ * SCM_RIGHTS): see utcp_ipc_parse_peer().
+ *
+ * Connection protocol (the program's end must give POLLOUT exactly when the
+ * TCP connection is established, like a kernel socket):
+ *   1. The preload sets SO_SNDBUF on its end to UTCP_CONNECT_SNDBUF and
+ *      writes UTCP_FILLER_LEN filler bytes into it (so no POLLOUT), then
+ *      sends UTCP_OP_CONNECT with the program's end attached (SCM_RIGHTS)
+ *      and the original SO_SNDBUF in arg[1], filler length in arg[0].
+ *   2. The daemon starts the handshake and replies err = EINPROGRESS (or an
+ *      immediate errno). It keeps the attached fd until the outcome.
+ *   3. On ESTABLISHED, or on failure, the daemon reads and discards exactly
+ *      the filler from its end, restores SO_SNDBUF on the kept fd and closes
+ *      it: POLLOUT appears. On failure it also records the error (SO_ERROR)
+ *      and shuts its end down, so the program sees POLLOUT|POLLIN|POLLHUP.
+ *   4. A blocking connect() in the preload polls for POLLOUT (SO_SNDTIMEO,
+ *      EINTR as the kernel) and then asks for SO_ERROR.
+ *
+ * Listening sockets: the program's end of a listener becomes readable when
+ * a connection waits: the daemon writes one token byte per connection put on
+ * the accept queue. accept() reads one token (blocking or not, as the fd
+ * is), then sends UTCP_OP_ACCEPT and gets the new socket's end as SCM_RIGHTS.
+ *
+ * End of stream and errors: FIN from the peer → the daemon shuts down writing
+ * on its end (the program reads EOF). RST/timeout → the daemon records the
+ * error and shuts down both directions; the preload turns the EOF/EPIPE it
+ * then sees into the recorded errno (UTCP_OP_GETSOCKOPT SO_ERROR).
+ * The program's close() of its last reference shows as HUP on the daemon's
+ * end: the daemon then closes the engine socket (graceful, or RST if unread
+ * data remained — the daemon's read sees ECONNRESET — or SO_LINGER {1,0}).
+ */
+#ifndef UTCP_IPC_H
+#define UTCP_IPC_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#define UTCP_IPC_VERSION 1
+#define UTCP_DEFAULT_SOCKET "/run/utcp/utcpd.sock"
+#define UTCP_ABSTRACT_PREFIX "utcp/"
+#define UTCP_FILLER_LEN 4096
+#define UTCP_CONNECT_SNDBUF 1 /* the kernel rounds it up to its minimum */
+#define UTCP_OPT_MAX 256      /* largest option value carried */
+
+enum utcp_op {
+	UTCP_OP_HELLO = 1,   /* reply: val = daemon pid, arg = version */
+	UTCP_OP_SOCKET,      /* arg[0] family, arg[1] SOCK_NONBLOCK|SOCK_CLOEXEC
+			        reply: sock_id, program end as SCM_RIGHTS */
+	UTCP_OP_BIND,        /* addr */
+	UTCP_OP_LISTEN,      /* arg[0] backlog */
+	UTCP_OP_CONNECT,     /* addr; SCM_RIGHTS program end; arg[0] filler
+				length, arg[1] SO_SNDBUF to restore.
+				reply err: 0, EINPROGRESS or errno */
+	UTCP_OP_ACCEPT,      /* arg[0] SOCK_NONBLOCK|SOCK_CLOEXEC; reply: new
+				sock_id, peer in addr, fd as SCM_RIGHTS;
+				err EAGAIN when the queue is empty */
+	UTCP_OP_GETSOCKNAME, /* reply: addr */
+	UTCP_OP_GETPEERNAME, /* reply: addr, or err ENOTCONN */
+	UTCP_OP_SETSOCKOPT,  /* arg[0] level, arg[1] name, data[0..len) */
+	UTCP_OP_GETSOCKOPT,  /* arg[0] level, arg[1] name, arg[2] optlen;
+				reply: data[0..len) */
+	UTCP_OP_SHUTDOWN,    /* arg[0] how; the daemon answers ENOTCONN for
+				an unconnected socket, else 0 (the preload
+				also shuts its end down) */
+	UTCP_OP_IOCTL,       /* arg[0] request (SIOCOUTQ …); reply val */
+	/* tools */
+	UTCP_OP_STATS,       /* arg[0] = index; reply: data = counter name
+				(NUL-terminated), val = value; err ENOENT
+				past the last. Engine counters (utcp_stat_name)
+				then the daemon's own ("daemon_sockets" …) */
+	UTCP_OP_LIST,        /* reply: one struct utcp_ipc_conn in data for
+				the arg[0]-th socket; err ENOENT past the end */
+	UTCP_OP_TRACE,       /* this connection becomes an event stream:
+				one struct utcp_ipc_event per message;
+				arg[0] = pid filter (0: all) */
+};
+
+struct utcp_req {
+	uint16_t version;
+	uint16_t op;
+	uint32_t sock_id;
+	int32_t arg[4];
+	struct sockaddr_storage addr;
+	uint32_t addrlen;
+	uint32_t len;
+	uint8_t data[UTCP_OPT_MAX];
+};
+
+struct utcp_rep {
+	int32_t err; /* 0 or a positive errno */
+	uint32_t sock_id;
+	int64_t val;
+	struct sockaddr_storage addr;
+	uint32_t addrlen;
+	uint32_t len;
+	uint8_t data[UTCP_OPT_MAX];
+};
+
+/* One row of `utcp ss`. */
+struct utcp_ipc_conn {
+	uint32_t sock_id;
+	int32_t pid;          /* process that created it (SO_PEERCRED) */
+	char comm[16];
+	struct sockaddr_storage local, remote;
+	int32_t state;        /* enum utcp_state */
+	uint32_t recv_q, send_q;
+	uint8_t info[256];    /* struct utcp_info, copied (engine/utcp.h) */
+};
+
+/* One line of `utcp trace`: a state change, probe, RST, drop, or a call
+ * reported by the preload. text is human-readable and NUL-terminated. */
+struct utcp_ipc_event {
+	uint64_t t_us;        /* daemon clock */
+	uint32_t sock_id;
+	int32_t pid;
+	int32_t type;         /* enum utcp_event_type, or -1 for a call */
+	int32_t old_state, new_state;
+	char text[200];
+};
+
+/* --- helpers shared by the preload, the daemon and the tool --- */
+
+/* The control socket path: $UTCP_SOCKET or UTCP_DEFAULT_SOCKET. */
+const char *utcp_ipc_socket_path(void);
+
+/* Send one message with an optional fd (-1 for none). Retries EINTR.
+ * Returns 0 or -errno. */
+int utcp_ipc_send(int sock, const void *msg, size_t len, int fd);
+/* Receive one message of exactly `len` bytes and an optional fd (*fd = -1
+ * if none; the fd is received close-on-exec when cloexec). Returns 0,
+ * -ECONNRESET on EOF, -EPROTO on a short message, or -errno. */
+int utcp_ipc_recv(int sock, void *msg, size_t len, int *fd, int cloexec);
+
+/* Parse "\0utcp/<pid>/<id>" from a sockaddr_un; 0 and fills pid/id, or -1. */
+struct sockaddr_un;
+int utcp_ipc_parse_peer(const struct sockaddr_un *sa, socklen_t len,
+			pid_t *pid, uint32_t *id);
+/* Build that name; returns the address length for bind(). */
+socklen_t utcp_ipc_make_name(struct sockaddr_un *sa, pid_t pid, uint32_t id);
+
+#endif

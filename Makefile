@@ -97,3 +97,4 @@ clean:
 
 .PHONY: all check check-purity check-unit check-e2e demo install clean
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include tests/pkt/pkt.mk

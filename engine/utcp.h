@@ -83,6 +83,12 @@ const char *utcp_state_name(int state);
 	X(drop_paws, "dropped: PAWS (old timestamp)")                        \
 	X(drop_rcvbuf_full, "dropped: no receive buffer space")              \
 	X(drop_nomem, "dropped: out of memory")                              \
+	X(drop_ip_bad_src, "dropped: bad source address")                    \
+	X(drop_tcp_bad_port, "dropped: TCP port 0")                          \
+	X(drop_tcp_no_ack, "dropped: no ACK in a synchronized state")        \
+	X(drop_ooo_limit, "dropped: too many out-of-order ranges")           \
+	X(drop_data_after_close, "dropped: data after close (RST sent)")     \
+	X(drop_listen_no_syn, "dropped: listener got neither SYN nor ACK")   \
 	X(tcp_in, "TCP segments received")                                   \
 	X(tcp_out, "TCP segments sent")                                      \
 	X(tcp_retransmit, "segments retransmitted")                          \

@@ -1,0 +1,88 @@
+/* ring.c — growable byte ring (see ring.h). */
+#include "ring.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RING_MIN 4096u
+
+int
+ring_reserve(struct ring *r, uint32_t need)
+{
+	uint32_t ncap = r->cap ? r->cap : RING_MIN;
+	uint8_t *nbuf;
+
+	if (need <= r->cap)
+		return 0;
+	while (ncap < need) {
+		if (ncap > UINT32_MAX / 2)
+			return -ENOMEM;
+		ncap *= 2;
+	}
+	nbuf = malloc(ncap);
+	if (nbuf == NULL)
+		return -ENOMEM;
+	/* Linearise the whole old ring (out-of-order bytes past len too). */
+	if (r->cap) {
+		uint32_t first = r->cap - r->head;
+
+		memcpy(nbuf, r->buf + r->head, first);
+		memcpy(nbuf + first, r->buf, r->head);
+	}
+	free(r->buf);
+	r->buf = nbuf;
+	r->cap = ncap;
+	r->head = 0;
+	return 0;
+}
+
+int
+ring_write_at(struct ring *r, uint32_t off, const void *src, uint32_t n)
+{
+	uint32_t pos, first;
+	int err;
+
+	if (n == 0)
+		return 0;
+	if ((err = ring_reserve(r, off + n)) != 0)
+		return err;
+	pos = (r->head + off) & (r->cap - 1);
+	first = r->cap - pos;
+	if (first > n)
+		first = n;
+	memcpy(r->buf + pos, src, first);
+	memcpy(r->buf, (const uint8_t *)src + first, n - first);
+	return 0;
+}
+
+void
+ring_read_at(const struct ring *r, uint32_t off, void *dst, uint32_t n)
+{
+	uint32_t pos, first;
+
+	if (n == 0)
+		return;
+	pos = (r->head + off) & (r->cap - 1);
+	first = r->cap - pos;
+	if (first > n)
+		first = n;
+	memcpy(dst, r->buf + pos, first);
+	memcpy((uint8_t *)dst + first, r->buf, n - first);
+}
+
+void
+ring_consume(struct ring *r, uint32_t n)
+{
+	r->len -= n;
+	if (r->cap != 0)
+		r->head = (r->head + n) & (r->cap - 1);
+}
+
+void
+ring_free(struct ring *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+	r->cap = r->head = r->len = 0;
+}

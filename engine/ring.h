@@ -1,0 +1,28 @@
+/*
+ * ring.h — a byte ring that grows on demand (power-of-two capacity).
+ *
+ * Offsets are relative to the oldest byte (head). Bytes past `len` may be
+ * written too: the receive side parks out-of-order data there until the
+ * gap before it fills.
+ */
+#ifndef UTCP_RING_H
+#define UTCP_RING_H
+
+#include <stdint.h>
+
+struct ring {
+	uint8_t *buf;
+	uint32_t cap, head, len;
+};
+
+/* Make room for `need` bytes from head: 0 or -ENOMEM. */
+int ring_reserve(struct ring *r, uint32_t need);
+/* Copy n bytes in at offset off (growing as needed): 0 or -ENOMEM. */
+int ring_write_at(struct ring *r, uint32_t off, const void *src, uint32_t n);
+/* Copy n bytes out from offset off; off + n must be within cap. */
+void ring_read_at(const struct ring *r, uint32_t off, void *dst, uint32_t n);
+/* Drop n bytes from the head (n <= len). */
+void ring_consume(struct ring *r, uint32_t n);
+void ring_free(struct ring *r);
+
+#endif

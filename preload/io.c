@@ -1,0 +1,299 @@
+/*
+ * io.c — the data calls. The program's fd is a socketpair end, so the
+ * kernel already does the work; we only turn the socketpair's view of a
+ * dead connection into TCP's (DESIGN.md, principle 1):
+ *
+ *   read side   0 (EOF) or ECONNRESET → ask the daemon for SO_ERROR; a
+ *               pending ECONNRESET/ETIMEDOUT/EHOSTUNREACH/… is returned
+ *               instead, once (the daemon clears it as the kernel does)
+ *   write side  EPIPE/ECONNRESET → the same question. Writes on our fds
+ *               go out with MSG_NOSIGNAL, and SIGPIPE is raised here only
+ *               for a final EPIPE without the caller's MSG_NOSIGNAL: after
+ *               an RST the first write says ECONNRESET with no signal,
+ *               later ones EPIPE with SIGPIPE, as Linux TCP does
+ *   addresses   recvfrom/recvmsg report no source address (TCP's answer),
+ *               sendto/sendmsg ignore the destination (TCP ignores it; a
+ *               socketpair would fail with EISCONN) and any SCM_* data
+ *
+ * Cost for fds that are not ours: reads are the libc call and one compare
+ * on success; writes one bounds check and one load before the libc call.
+ * Data calls never identify unknown fds (fdtab.c does that for socket
+ * calls only), so an inherited engine fd read before any socket call gets
+ * the socketpair's EOF, not the TCP error.
+ */
+#include "preload.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int
+utcp_pending_error(int fd)
+{
+	struct utcp_fdent *e = utcp_fd_slot(fd);
+	uint32_t id = e != NULL ? __atomic_load_n(&e->id, __ATOMIC_ACQUIRE) : 0;
+	int saved = errno, err = 0;
+
+	if (!utcp_id_ours(id) || utcp_busy)
+		return 0;
+	if (!utcp_fd_valid(fd, e)) {
+		utcp_fd_clear(fd); /* closed behind our back */
+	} else {
+		err = utcp_ctl_so_error(id);
+		utcp_debug("fd %d: EOF/EPIPE, engine socket %u error: %s", fd,
+			   id, err > 0 ? strerrordesc_np(err) : "none");
+	}
+	errno = saved;
+	return err > 0 ? err : 0;
+}
+
+/* After a read-side call that did not return data. */
+static ssize_t
+recv_result(int fd, ssize_t r, size_t want)
+{
+	int err;
+
+	if (r == 0 && want == 0)
+		return 0;
+	if (r < 0 && errno != ECONNRESET)
+		return r;
+	if ((err = utcp_pending_error(fd)) == 0)
+		return r;
+	errno = err;
+	return -1;
+}
+
+/* After a write-side call on our fd failed. */
+static ssize_t
+send_failed(int fd, int flags)
+{
+	int e = errno, err;
+
+	if (e != EPIPE && e != ECONNRESET)
+		return -1;
+	if ((err = utcp_pending_error(fd)) != 0) {
+		errno = err;
+		return -1;
+	}
+	if (e == EPIPE && !(flags & MSG_NOSIGNAL))
+		raise(SIGPIPE);
+	errno = e;
+	return -1;
+}
+
+static size_t
+iov_total(const struct iovec *iov, size_t n)
+{
+	size_t t = 0;
+
+	for (size_t i = 0; i < n; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
+static ssize_t
+do_read(int fd, void *buf, size_t n)
+{
+	ssize_t r = LIBC(read)(fd, buf, n);
+
+	if (likely(r > 0))
+		return r;
+	return recv_result(fd, r, n);
+}
+
+UTCP_EXPORT ssize_t
+read(int fd, void *buf, size_t n)
+{
+	return do_read(fd, buf, n);
+}
+
+UTCP_EXPORT ssize_t
+__read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	if (n > buflen)
+		__chk_fail();
+	return do_read(fd, buf, n);
+}
+
+UTCP_EXPORT ssize_t
+readv(int fd, const struct iovec *iov, int cnt)
+{
+	ssize_t r = LIBC(readv)(fd, iov, cnt);
+
+	if (likely(r > 0))
+		return r;
+	return recv_result(fd, r, r == 0 && cnt > 0 ? iov_total(iov, cnt) : 1);
+}
+
+static ssize_t
+do_recv(int fd, void *buf, size_t n, int flags)
+{
+	ssize_t r = LIBC(recv)(fd, buf, n, flags);
+
+	if (likely(r > 0))
+		return r;
+	return recv_result(fd, r, n);
+}
+
+UTCP_EXPORT ssize_t
+recv(int fd, void *buf, size_t n, int flags)
+{
+	return do_recv(fd, buf, n, flags);
+}
+
+UTCP_EXPORT ssize_t
+__recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+	if (n > buflen)
+		__chk_fail();
+	return do_recv(fd, buf, n, flags);
+}
+
+static ssize_t
+do_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
+	    socklen_t *len)
+{
+	ssize_t r = LIBC(recvfrom)(fd, buf, n, flags, sa, len);
+
+	/* A socketpair names the daemon's end; TCP names nobody. */
+	if (len != NULL && r >= 0 && utcp_fd_ours(fd))
+		*len = 0;
+	if (likely(r > 0))
+		return r;
+	return recv_result(fd, r, n);
+}
+
+UTCP_EXPORT ssize_t
+recvfrom(int fd, void *__restrict buf, size_t n, int flags,
+	 __SOCKADDR_ARG addr, socklen_t *__restrict len)
+{
+	return do_recvfrom(fd, buf, n, flags, addr.__sockaddr__, len);
+}
+
+UTCP_EXPORT ssize_t
+__recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+	       struct sockaddr *addr, socklen_t *len)
+{
+	if (n > buflen)
+		__chk_fail();
+	return do_recvfrom(fd, buf, n, flags, addr, len);
+}
+
+UTCP_EXPORT ssize_t
+recvmsg(int fd, struct msghdr *m, int flags)
+{
+	ssize_t r = LIBC(recvmsg)(fd, m, flags);
+
+	if (m->msg_name != NULL && r >= 0 && utcp_fd_ours(fd))
+		m->msg_namelen = 0;
+	if (likely(r > 0))
+		return r;
+	return recv_result(fd, r,
+			   r == 0 ? iov_total(m->msg_iov, m->msg_iovlen) : 1);
+}
+
+/* --- write side: our fds only past the first branch --- */
+
+static ssize_t
+send_ours(int fd, const void *buf, size_t n, int flags)
+{
+	ssize_t r = LIBC(send)(fd, buf, n, flags | MSG_NOSIGNAL);
+
+	return r >= 0 ? r : send_failed(fd, flags);
+}
+
+UTCP_EXPORT ssize_t
+write(int fd, const void *buf, size_t n)
+{
+	ssize_t r;
+
+	if (likely(!utcp_fd_ours(fd)))
+		return LIBC(write)(fd, buf, n);
+	r = LIBC(send)(fd, buf, n, MSG_NOSIGNAL);
+	if (r >= 0)
+		return r;
+	if (errno == ENOTSOCK) {
+		/* a stale entry: the number is a file now */
+		utcp_fd_clear(fd);
+		return LIBC(write)(fd, buf, n);
+	}
+	return send_failed(fd, 0);
+}
+
+UTCP_EXPORT ssize_t
+writev(int fd, const struct iovec *iov, int cnt)
+{
+	struct msghdr m = { .msg_iov = (struct iovec *)iov };
+	ssize_t r;
+
+	if (likely(!utcp_fd_ours(fd)))
+		return LIBC(writev)(fd, iov, cnt);
+	if (cnt < 0)
+		return utcp_ret(-EINVAL);
+	m.msg_iovlen = (size_t)cnt;
+	r = LIBC(sendmsg)(fd, &m, MSG_NOSIGNAL);
+	if (r >= 0)
+		return r;
+	if (errno == ENOTSOCK) {
+		utcp_fd_clear(fd);
+		return LIBC(writev)(fd, iov, cnt);
+	}
+	return send_failed(fd, 0);
+}
+
+UTCP_EXPORT ssize_t
+send(int fd, const void *buf, size_t n, int flags)
+{
+	if (likely(!utcp_fd_ours(fd)))
+		return LIBC(send)(fd, buf, n, flags);
+	return send_ours(fd, buf, n, flags);
+}
+
+/* MSG_FASTOPEN with an address: connect, then send (TFO's data rides on
+ * the SYN in the kernel; the engine sends it right after). */
+static int
+fastopen(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	if (connect(fd, sa, len) == 0 || errno == EISCONN)
+		return 0;
+	return -1;
+}
+
+UTCP_EXPORT ssize_t
+sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG addr,
+       socklen_t len)
+{
+	const struct sockaddr *sa = addr.__sockaddr__;
+
+	if (likely(!utcp_fd_ours(fd)))
+		return LIBC(sendto)(fd, buf, n, flags, sa, len);
+	if ((flags & MSG_FASTOPEN) && sa != NULL && fastopen(fd, sa, len) < 0)
+		return -1;
+	if (!utcp_fd_ours(fd)) /* the loopback policy moved it */
+		return LIBC(send)(fd, buf, n, flags & ~MSG_FASTOPEN);
+	return send_ours(fd, buf, n, flags & ~MSG_FASTOPEN);
+}
+
+UTCP_EXPORT ssize_t
+sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	struct msghdr mm;
+	ssize_t r;
+
+	if (likely(!utcp_fd_ours(fd)))
+		return LIBC(sendmsg)(fd, m, flags);
+	if ((flags & MSG_FASTOPEN) && m->msg_name != NULL &&
+	    fastopen(fd, m->msg_name, m->msg_namelen) < 0)
+		return -1;
+	mm = *m;
+	mm.msg_name = NULL;
+	mm.msg_namelen = 0;
+	mm.msg_control = NULL; /* never hand the daemon the program's fds */
+	mm.msg_controllen = 0;
+	flags &= ~MSG_FASTOPEN;
+	if (!utcp_fd_ours(fd))
+		return LIBC(sendmsg)(fd, &mm, flags);
+	r = LIBC(sendmsg)(fd, &mm, flags | MSG_NOSIGNAL);
+	return r >= 0 ? r : send_failed(fd, flags);
+}

@@ -1,0 +1,470 @@
+/*
+ * socket.c — creating, naming, listening, accepting, shutting down; and the
+ * fd bookkeeping calls (close*, dup*, fcntl) that keep fdtab.c true.
+ *
+ * If utcpd cannot be reached, socket() for TCP fails with ECONNREFUSED (no
+ * daemon socket, or nobody listening on it) or EACCES (we may not talk to
+ * it), and the process prints one line naming the socket path. Only with
+ * UTCP_FALLBACK=kernel does it hand the call to the kernel instead (and says
+ * so once).
+ */
+#include "preload.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <linux/sockios.h>
+
+#define SOCK_FLAGS (SOCK_NONBLOCK | SOCK_CLOEXEC)
+
+/* Make O_NONBLOCK of fd's file what the caller asked for; 0 or -errno. */
+static int
+set_nonblock(int fd, bool on)
+{
+	int fl = LIBC(fcntl)(fd, F_GETFL);
+
+	if (fl < 0)
+		return -errno;
+	if (!!(fl & O_NONBLOCK) == on)
+		return 0;
+	fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+	return LIBC(fcntl)(fd, F_SETFL, fl) < 0 ? -errno : 0;
+}
+
+static int
+unreachable(int domain, int type, int protocol, int err)
+{
+	static int said;
+
+	switch (err) {
+	case EMFILE:
+	case ENFILE:
+	case ENOMEM:
+	case ENOBUFS:
+		/* our own shortage, not the daemon's absence */
+		errno = err;
+		return -1;
+	}
+	if (utcp_cfg.fallback_kernel) {
+		if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+			utcp_log(UTCP_LOG_WARN,
+				 "cannot reach utcpd at %s: %s; TCP goes to "
+				 "the kernel (UTCP_FALLBACK=kernel)",
+				 utcp_ipc_socket_path(), strerrordesc_np(err));
+		int fd = LIBC(socket)(domain, type, protocol);
+		if (fd >= 0)
+			utcp_fd_mark_kernel(fd);
+		return fd;
+	}
+	if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+		utcp_log(UTCP_LOG_ERROR,
+			 "cannot reach utcpd at %s: %s (start utcpd or use "
+			 "'utcp sandbox'; UTCP_FALLBACK=kernel uses the "
+			 "kernel's TCP)",
+			 utcp_ipc_socket_path(), strerrordesc_np(err));
+	errno = (err == EACCES || err == EPERM) ? EACCES : ECONNREFUSED;
+	return -1;
+}
+
+/* A TCP socket from the daemon: the fd, or -1/errno. */
+static int
+sock_create(int domain, int type, int protocol)
+{
+	struct utcp_req req;
+	struct utcp_rep rep;
+	int r, fd;
+
+	utcp_init();
+	if ((r = utcp_ctl_get()) < 0)
+		return unreachable(domain, type, protocol, -r);
+	utcp_req_init(&req, UTCP_OP_SOCKET, 0);
+	req.arg[0] = domain;
+	req.arg[1] = type & SOCK_FLAGS;
+	r = utcp_ctl_call(&req, -1, &rep, &fd, type & SOCK_CLOEXEC);
+	if (r == 0 && fd < 0)
+		r = -EPROTO;
+	if (r == 0 && (r = set_nonblock(fd, type & SOCK_NONBLOCK)) == 0 &&
+	    (r = utcp_fd_set(fd, rep.sock_id, domain, 0)) == 0) {
+		utcp_debug("socket(%s%s%s) = %d: engine socket %u",
+			   domain == AF_INET ? "inet" : "inet6",
+			   type & SOCK_NONBLOCK ? ", nonblock" : "",
+			   type & SOCK_CLOEXEC ? ", cloexec" : "", fd,
+			   rep.sock_id);
+		return fd;
+	}
+	if (fd >= 0)
+		LIBC(close)(fd);
+	utcp_debug("socket(%d) failed: %s", domain, strerrordesc_np(-r));
+	return utcp_ret(r);
+}
+
+UTCP_EXPORT int
+socket(int domain, int type, int protocol)
+{
+	/* Principle 4: everything but IP is decided by one branch. */
+	if (domain != AF_INET && domain != AF_INET6)
+		return LIBC(socket)(domain, type, protocol);
+	if ((type & ~SOCK_FLAGS) != SOCK_STREAM ||
+	    (protocol != 0 && protocol != IPPROTO_TCP) || utcp_busy)
+		return LIBC(socket)(domain, type, protocol);
+	return sock_create(domain, type, protocol);
+}
+
+/* EFAULT/EINVAL as the kernel checks an address argument. */
+static int
+check_addr(const struct sockaddr *sa, socklen_t len)
+{
+	if (sa == NULL)
+		return -EFAULT;
+	if (len < sizeof(sa_family_t) || len > sizeof(struct sockaddr_storage))
+		return -EINVAL;
+	return 0;
+}
+
+static int
+sock_bind(int fd, struct utcp_fdent *e, const struct sockaddr *sa,
+	  socklen_t len)
+{
+	struct utcp_req req;
+	struct utcp_rep rep;
+	char a[64];
+	int r;
+
+	if ((r = check_addr(sa, len)) < 0)
+		return r;
+	if (utcp_cfg.loopback_kernel && utcp_is_loopback(sa, len, false)) {
+		if ((r = utcp_to_kernel(fd, e, false)) < 0)
+			return r;
+		return LIBC(bind)(fd, sa, len) < 0 ? -errno : 0;
+	}
+	utcp_req_init(&req, UTCP_OP_BIND, e->id);
+	memcpy(&req.addr, sa, len);
+	req.addrlen = len;
+	r = utcp_ctl_call(&req, -1, &rep, NULL, false);
+	utcp_debug("bind(%d, %s) = %s", fd,
+		   utcp_fmt_addr(sa, len, a, sizeof(a)),
+		   r < 0 ? strerrordesc_np(-r) : "0");
+	if (r == 0)
+		utcp_rec_add(fd, e, UTCP_REC_BIND, 0, sa, len);
+	return r;
+}
+
+UTCP_EXPORT int
+bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	struct utcp_fdent *e = utcp_sock_lookup(fd);
+
+	if (e == NULL)
+		return LIBC(bind)(fd, addr.__sockaddr__, len);
+	return utcp_ret(sock_bind(fd, e, addr.__sockaddr__, len));
+}
+
+UTCP_EXPORT int
+listen(int fd, int backlog)
+{
+	struct utcp_fdent *e = utcp_sock_lookup(fd);
+	struct utcp_req req;
+	struct utcp_rep rep;
+	int r;
+
+	if (e == NULL)
+		return LIBC(listen)(fd, backlog);
+	utcp_req_init(&req, UTCP_OP_LISTEN, e->id);
+	req.arg[0] = backlog;
+	r = utcp_ctl_call(&req, -1, &rep, NULL, false);
+	utcp_debug("listen(%d, %d) = %s", fd, backlog,
+		   r < 0 ? strerrordesc_np(-r) : "0");
+	if (r == 0) {
+		utcp_fd_set_flags(fd, UTCP_FD_LISTENING, 0);
+		utcp_rec_drop(e->id);
+	}
+	return utcp_ret(r);
+}
+
+/* Copy an address out as the kernel does: truncate to the caller's
+ * buffer, report the full length. */
+static void
+put_addr(struct sockaddr *sa, socklen_t *len, const struct utcp_rep *rep)
+{
+	socklen_t n = rep->addrlen;
+
+	if (n > sizeof(rep->addr))
+		n = sizeof(rep->addr);
+	if (sa != NULL && len != NULL) {
+		memcpy(sa, &rep->addr, n < *len ? n : *len);
+		*len = n;
+	}
+}
+
+/* ipc.h: one token byte per queued connection, then UTCP_OP_ACCEPT. */
+static int
+sock_accept(int fd, struct utcp_fdent *e, struct sockaddr *sa,
+	    socklen_t *len, int flags)
+{
+	struct utcp_req req;
+	struct utcp_rep rep;
+	int r, nfd, err;
+	char tok, a[64];
+	ssize_t n;
+
+	if (flags & ~SOCK_FLAGS)
+		return -EINVAL;
+	if (sa != NULL && len == NULL)
+		return -EFAULT;
+	if (sa != NULL && (int)*len < 0)
+		return -EINVAL;
+	if (!(e->flags & UTCP_FD_LISTENING))
+		return -EINVAL;
+	for (;;) {
+		/* Blocks or not as the listener is; SO_RCVTIMEO applies. */
+		n = LIBC(recv)(fd, &tok, 1, 0);
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			/* the daemon shut the listener down */
+			err = utcp_ctl_so_error(e->id);
+			return err > 0 ? -err : -EINVAL;
+		}
+		utcp_req_init(&req, UTCP_OP_ACCEPT, e->id);
+		req.arg[0] = flags;
+		r = utcp_ctl_call(&req, -1, &rep, &nfd, flags & SOCK_CLOEXEC);
+		if (r != -EAGAIN)
+			break;
+		/* The connection behind that token died before we came;
+		 * a blocking accept waits for the next one. */
+		int fl = LIBC(fcntl)(fd, F_GETFL);
+		if (fl < 0 || (fl & O_NONBLOCK))
+			return -EAGAIN;
+	}
+	if (r == 0 && nfd < 0)
+		r = -EPROTO;
+	if (r == 0 && (r = set_nonblock(nfd, flags & SOCK_NONBLOCK)) == 0 &&
+	    (r = utcp_fd_set(nfd, rep.sock_id, e->family,
+			     UTCP_FD_CONNECTED)) == 0) {
+		put_addr(sa, len, &rep);
+		utcp_debug("accept(%d) = %d: engine socket %u from %s", fd,
+			   nfd, rep.sock_id,
+			   utcp_fmt_addr((struct sockaddr *)&rep.addr,
+					 rep.addrlen, a, sizeof(a)));
+		return nfd;
+	}
+	if (nfd >= 0)
+		LIBC(close)(nfd);
+	return r;
+}
+
+UTCP_EXPORT int
+accept(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len)
+{
+	struct utcp_fdent *e = utcp_sock_lookup(fd);
+
+	if (e == NULL)
+		return LIBC(accept)(fd, addr.__sockaddr__, len);
+	return utcp_ret(sock_accept(fd, e, addr.__sockaddr__, len, 0));
+}
+
+UTCP_EXPORT int
+accept4(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len, int flags)
+{
+	struct utcp_fdent *e = utcp_sock_lookup(fd);
+
+	if (e == NULL)
+		return LIBC(accept4)(fd, addr.__sockaddr__, len, flags);
+	return utcp_ret(sock_accept(fd, e, addr.__sockaddr__, len, flags));
+}
+
+static int
+sock_name(struct utcp_fdent *e, int op, struct sockaddr *sa, socklen_t *len)
+{
+	struct utcp_req req;
+	struct utcp_rep rep;
+	int r;
+
+	if (sa == NULL || len == NULL)
+		return -EFAULT;
+	if ((int)*len < 0)
+		return -EINVAL;
+	utcp_req_init(&req, op, e->id);
+	if ((r = utcp_ctl_call(&req, -1, &rep, NULL, false)) < 0)
+		return r;
+	put_addr(sa, len, &rep);
+	return 0;
+}
+
+UTCP_EXPORT int
+getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len)
+{
+	struct utcp_fdent *e = utcp_sock_lookup(fd);
+
+	if (e == NULL)
+		return LIBC(getsockname)(fd, addr.__sockaddr__, len);
+	return utcp_ret(
+		sock_name(e, UTCP_OP_GETSOCKNAME, addr.__sockaddr__, len));
+}
+
+UTCP_EXPORT int
+getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len)
+{
+	struct utcp_fdent *e = utcp_sock_lookup(fd);
+
+	if (e == NULL)
+		return LIBC(getpeername)(fd, addr.__sockaddr__, len);
+	return utcp_ret(
+		sock_name(e, UTCP_OP_GETPEERNAME, addr.__sockaddr__, len));
+}
+
+UTCP_EXPORT int
+shutdown(int fd, int how)
+{
+	struct utcp_fdent *e = utcp_sock_lookup(fd);
+	struct utcp_req req;
+	struct utcp_rep rep;
+	int r;
+
+	if (e == NULL)
+		return LIBC(shutdown)(fd, how);
+	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
+		return utcp_ret(-EINVAL);
+	utcp_req_init(&req, UTCP_OP_SHUTDOWN, e->id);
+	req.arg[0] = how;
+	r = utcp_ctl_call(&req, -1, &rep, NULL, false);
+	utcp_debug("shutdown(%d, %d) = %s", fd, how,
+		   r < 0 ? strerrordesc_np(-r) : "0");
+	/* Our end too: reads then see EOF (SHUT_RD), writes EPIPE (SHUT_WR),
+	 * and the daemon reads EOF after the last byte we wrote. */
+	if (r == 0 && LIBC(shutdown)(fd, how) < 0)
+		r = -errno;
+	return utcp_ret(r);
+}
+
+UTCP_EXPORT int
+ioctl(int fd, unsigned long request, ...)
+{
+	struct utcp_fdent *e;
+	struct utcp_req req;
+	struct utcp_rep rep;
+	va_list ap;
+	void *arg;
+	int r;
+
+	va_start(ap, request);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	/* The send queue and the urgent mark are the engine's; FIONREAD
+	 * and FIONBIO are answered by our end as they are. */
+	if (likely(request != SIOCOUTQ && request != SIOCOUTQNSD &&
+		   request != SIOCATMARK))
+		return LIBC(ioctl)(fd, request, arg);
+	if ((e = utcp_sock_lookup(fd)) == NULL)
+		return LIBC(ioctl)(fd, request, arg);
+	if (arg == NULL)
+		return utcp_ret(-EFAULT);
+	utcp_req_init(&req, UTCP_OP_IOCTL, e->id);
+	req.arg[0] = (int32_t)request;
+	if ((r = utcp_ctl_call(&req, -1, &rep, NULL, false)) == 0)
+		*(int *)arg = (int)rep.val;
+	return utcp_ret(r);
+}
+
+/* --- fd bookkeeping: a load and a branch for fds that are not ours --- */
+
+UTCP_EXPORT int
+close(int fd)
+{
+	/* Forget first: a socket() racing in another thread may get this
+	 * number as soon as libc has closed it. */
+	if (unlikely(utcp_fd_id(fd) != 0))
+		utcp_fd_clear(fd);
+	return LIBC(close)(fd);
+}
+
+UTCP_EXPORT int
+fclose(FILE *fp)
+{
+	int fd = fp != NULL ? fileno(fp) : -1;
+
+	if (unlikely(fd >= 0 && utcp_fd_id(fd) != 0))
+		utcp_fd_clear(fd);
+	return LIBC(fclose)(fp);
+}
+
+UTCP_EXPORT int
+close_range(unsigned int lo, unsigned int hi, int flags)
+{
+	if (!(flags & CLOSE_RANGE_CLOEXEC))
+		utcp_fd_clear_range(lo, hi);
+	return LIBC(close_range)(lo, hi, flags);
+}
+
+UTCP_EXPORT void
+closefrom(int lo)
+{
+	if (lo >= 0)
+		utcp_fd_clear_range((unsigned)lo, ~0u);
+	LIBC(closefrom)(lo);
+}
+
+UTCP_EXPORT int
+dup(int fd)
+{
+	int r = LIBC(dup)(fd);
+
+	if (r >= 0)
+		utcp_fd_copy(fd, r);
+	return r;
+}
+
+UTCP_EXPORT int
+dup2(int fd, int fd2)
+{
+	int r = LIBC(dup2)(fd, fd2);
+
+	if (r >= 0)
+		utcp_fd_copy(fd, r);
+	return r;
+}
+
+UTCP_EXPORT int
+dup3(int fd, int fd2, int flags)
+{
+	int r = LIBC(dup3)(fd, fd2, flags);
+
+	if (r >= 0)
+		utcp_fd_copy(fd, r);
+	return r;
+}
+
+UTCP_EXPORT int
+fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+	int r;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	r = LIBC(fcntl)(fd, cmd, arg);
+	if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0)
+		utcp_fd_copy(fd, r);
+	return r;
+}
+
+UTCP_EXPORT int
+fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+	int r;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	r = LIBC(fcntl64)(fd, cmd, arg);
+	if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0)
+		utcp_fd_copy(fd, r);
+	return r;
+}

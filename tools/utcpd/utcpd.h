@@ -1,0 +1,265 @@
+/*
+ * utcpd.h — what the daemon's files share.
+ *
+ * One process, one thread, one epoll loop (loop.c). It owns the TUN fd
+ * (tun.c), the clock, the control socket and its clients (ctl.c), and one
+ * record per engine socket with the daemon's end of that socket's
+ * socketpair (bridge.c). Engine callbacks (events.c) never re-enter the
+ * engine: they mark records dirty, and the loop works the dirty list once
+ * the engine call has returned.
+ *
+ * Lifetimes: records and clients are never freed while an epoll batch may
+ * still point at them; they are unlinked, put on a reap list and freed at
+ * the end of the loop iteration.
+ */
+#ifndef UTCPD_H
+#define UTCPD_H
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+#include <uthash.h>
+#include <bsd/string.h>
+
+#include "ipc.h"
+#include "utcp.h"
+
+#define UTCPD_IOBUF (64 * 1024)      /* one read/write chunk of the data path */
+#define UTCPD_TUN_BATCH 64           /* packets read per TUN wakeup */
+#define UTCPD_READS_PER_WAKEUP 8     /* socketpair reads before yielding */
+#define UTCPD_REQS_PER_WAKEUP 16     /* control requests before yielding */
+#define UTCPD_GRACE UTCP_SEC(60)     /* see bridge.c, "lingering records" */
+
+/* ---- logging (log.c) ---- */
+
+enum { ULOG_ERROR, ULOG_WARN, ULOG_INFO, ULOG_DEBUG };
+
+extern int ulog_level;
+int ulog_parse_level(const char *s); /* -1 if not a level */
+const char *ulog_level_name(int level);
+/* 0, or -errno when the file cannot be opened. NULL: stderr. */
+int ulog_open(const char *path);
+void ulog_close(void);
+void ulog(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define ULOG_ON(lvl) ((lvl) <= ulog_level)
+#define log_error(...) ulog(ULOG_ERROR, __VA_ARGS__)
+#define log_warn(...) do { if (ULOG_ON(ULOG_WARN)) ulog(ULOG_WARN, __VA_ARGS__); } while (0)
+#define log_info(...) do { if (ULOG_ON(ULOG_INFO)) ulog(ULOG_INFO, __VA_ARGS__); } while (0)
+#define log_debug(...) do { if (ULOG_ON(ULOG_DEBUG)) ulog(ULOG_DEBUG, __VA_ARGS__); } while (0)
+
+/* ---- the daemon's own counters, after the engine's in UTCP_OP_STATS ---- */
+
+#define UTCPD_STATS(X)                                                       \
+	X(ctl_clients, "control connections open")                           \
+	X(ctl_accepted, "control connections accepted")                      \
+	X(ctl_refused, "control connections refused (SO_PEERCRED)")          \
+	X(ctl_requests, "control requests served")                           \
+	X(ctl_bad_requests, "control requests malformed or of a bad version") \
+	X(sockets_created, "engine sockets created for programs")            \
+	X(sockets_open, "engine sockets with a daemon record")               \
+	X(tun_rx, "packets read from the TUN")                               \
+	X(tun_rx_bytes, "bytes read from the TUN")                           \
+	X(tun_tx, "packets written to the TUN")                              \
+	X(tun_tx_bytes, "bytes written to the TUN")                          \
+	X(tun_tx_drop, "packets dropped: TUN write failed or would block")   \
+	X(to_engine_bytes, "bytes moved from programs to the engine")        \
+	X(to_program_bytes, "bytes moved from the engine to programs")       \
+	X(trace_events, "trace events sent")                                 \
+	X(trace_dropped, "trace events dropped: subscriber not reading")
+
+enum utcpd_stat {
+#define UTCPD_STAT_ENUM(name, desc) DST_##name,
+	UTCPD_STATS(UTCPD_STAT_ENUM)
+#undef UTCPD_STAT_ENUM
+	DST_COUNT
+};
+const char *utcpd_stat_name(int i); /* "daemon_tun_rx" */
+
+/* ---- options (main.c) ---- */
+
+struct utcpd_opts {
+	const char *socket_path;
+	const char *tun;
+	struct in_addr addr, peer;
+	unsigned prefix;
+	bool ipv6;
+	struct in6_addr addr6, peer6;
+	unsigned prefix6;
+	unsigned mtu;
+	int ready_fd;
+	const char *pidfile;
+	bool host;
+};
+
+/* ---- objects the epoll loop dispatches to ---- */
+
+enum ep_kind { EP_TUN, EP_CTL, EP_CLIENT, EP_REC, EP_SIGNAL };
+
+/* The first member of everything registered with epoll. */
+struct ep_obj {
+	enum ep_kind kind;
+};
+
+enum rec_kind {
+	REC_NEW,        /* socket()ed, bound maybe; no data path */
+	REC_CONNECTING, /* handshake running; we keep the program's end */
+	REC_STREAM,     /* data flows both ways */
+	REC_LISTENER,   /* token bytes flow to the program */
+};
+
+struct rec {
+	struct ep_obj ep;
+	uint32_t id;
+	UT_hash_handle hh;
+	struct utcp_sock *sk; /* NULL once the engine freed it */
+	int family;
+	enum rec_kind kind;
+	int fd;               /* the daemon's end; -1 once closed */
+	int connfd;           /* the program's end, kept while connecting */
+	int sndbuf_restore;   /* SO_SNDBUF for connfd at the outcome */
+	size_t filler;        /* connect filler bytes still to discard */
+	int err;              /* pending SO_ERROR (positive) */
+	uint32_t tokens;      /* listener tokens owed to the program's end */
+	pid_t pid;            /* owner, from SO_PEERCRED of the creator */
+	char comm[16];
+
+	/* Where the daemon's end stands. */
+	bool rd_eof;          /* read EOF: the program shut down writing */
+	bool eof_done;        /* ... and we acted on it */
+	bool failed;          /* the engine reported an error */
+	bool err_reported;    /* SO_ERROR was read since */
+	bool wr_shut;         /* we shut down writing (FIN delivered) */
+	bool prog_shut_rd;    /* the program shut down reading */
+	bool paused;          /* no engine send space: not reading */
+	bool out_blocked;     /* waiting for EPOLLOUT */
+	bool connected_ev;    /* the engine said CONNECTED */
+	bool engine_closed;   /* utcp_close/abort called */
+
+	uint32_t ep_events;   /* what is registered */
+	bool ep_registered;
+
+	/* Engine → program bytes that did not fit in the socketpair. */
+	uint8_t *rx_pend;
+	size_t rx_len, rx_off;
+	/* Program → engine bytes the engine did not take. */
+	uint8_t *tx_pend;
+	size_t tx_len, tx_off;
+
+	struct utcp_addr local, remote; /* cached when the engine frees sk */
+	utcp_time_t expires;            /* lingering: free at this time */
+
+	bool on_dirty, lingering, dead;
+	TAILQ_ENTRY(rec) dirty_link;
+	TAILQ_ENTRY(rec) linger_link;
+	TAILQ_ENTRY(rec) reap_link;
+};
+TAILQ_HEAD(rec_list, rec);
+
+struct client {
+	struct ep_obj ep;
+	int fd;
+	pid_t pid;
+	uid_t uid;
+	char comm[16];
+	bool trace;
+	pid_t trace_pid;
+	uint64_t trace_dropped;
+	bool dead;
+	/* A consistent snapshot for UTCP_OP_LIST, taken at index 0. */
+	struct utcp_ipc_conn *snap;
+	size_t snap_n;
+	TAILQ_ENTRY(client) link;
+	TAILQ_ENTRY(client) dead_link;
+};
+TAILQ_HEAD(client_list, client);
+
+struct daemon {
+	const struct utcpd_opts *opt;
+	struct utcp_stack *st;
+	int ep, tun, ctl, sig;
+	struct ep_obj ep_tun, ep_ctl, ep_sig;
+	utcp_time_t now;
+	bool stopping;
+	bool tearing_down; /* events only update records, nothing else */
+
+	uint32_t next_id;
+	struct rec *recs; /* uthash by id */
+	struct rec_list dirty, linger, reap;
+	struct client_list clients, dead_clients;
+	unsigned ntrace;
+
+	uint64_t stats[DST_COUNT];
+
+	uint8_t *iobuf;   /* the data path's one buffer */
+	uint8_t *tunbuf;  /* one packet from the TUN */
+	size_t tunbuf_len;
+	char sock_path[108];
+	bool sock_bound;
+};
+
+/* ---- loop.c ---- */
+utcp_time_t loop_clock(void);
+int loop_run(struct daemon *d);
+/* Register, change or drop what epoll watches for fd (events 0 with
+ * registered=false in/out state). Returns 0 or -errno. */
+int ep_set(struct daemon *d, int fd, struct ep_obj *obj, uint32_t events,
+	   uint32_t *cur, bool *registered);
+
+/* ---- tun.c ---- */
+int tun_open(const struct utcpd_opts *o, char *name_out);
+int tun_configure(const struct utcpd_opts *o, const char *name, bool *v6_ok);
+void tun_input(struct daemon *d);
+void tun_output(void *ctx, const uint8_t *pkt, size_t len);
+
+/* ---- ctl.c ---- */
+/* Create the directory, refuse a live daemon, clear a stale file. */
+int ctl_check(const char *path);
+int ctl_listen(struct daemon *d, const char *path);
+void ctl_accept(struct daemon *d);
+void ctl_client_io(struct daemon *d, struct client *c, uint32_t revents);
+/* Mark a client for freeing at the end of the loop iteration. */
+void ctl_client_kill(struct daemon *d, struct client *c);
+void ctl_client_free(struct daemon *d, struct client *c);
+void ctl_close_all(struct daemon *d);
+
+/* ---- events.c ---- */
+void events_cb(void *ctx, const struct utcp_event *ev);
+/* A daemon-side event (type -1: a call made by a program). */
+void events_call(struct daemon *d, const struct rec *r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void events_fmt_addr(const struct utcp_addr *a, char *buf, size_t len);
+void events_broadcast(struct daemon *d, const struct utcp_ipc_event *e);
+
+/* ---- bridge.c ---- */
+struct rec *rec_new(struct daemon *d, struct utcp_sock *sk, int family,
+		    const struct client *owner, int *prog_fd, int flags);
+struct rec *rec_find(struct daemon *d, uint32_t id);
+void rec_dirty(struct daemon *d, struct rec *r);
+void rec_process_dirty(struct daemon *d);
+void rec_io(struct daemon *d, struct rec *r, uint32_t revents);
+/* to NULL: the address was bad, addr_err says why (the filler is still
+ * discarded). Returns -EINPROGRESS, or -errno. */
+int rec_connect(struct daemon *d, struct rec *r, const struct utcp_addr *to,
+		int addr_err, int kept_fd, size_t filler, int sndbuf);
+int rec_disconnect(struct daemon *d, struct rec *r);
+int rec_listen(struct daemon *d, struct rec *r, int backlog);
+int rec_shutdown(struct daemon *d, struct rec *r, int how);
+void rec_expire(struct daemon *d);
+utcp_time_t rec_next_expiry(const struct daemon *d);
+void rec_reap(struct daemon *d);
+void rec_teardown(struct daemon *d);
+/* Engine callback helpers: called from events_cb. */
+void rec_on_event(struct daemon *d, struct rec *r, const struct utcp_event *ev);
+
+/* ---- addresses (ctl.c) ---- */
+int addr_from_sockaddr(const struct sockaddr_storage *ss, uint32_t len,
+		       struct utcp_addr *a);
+socklen_t addr_to_sockaddr(const struct utcp_addr *a, int family,
+			   struct sockaddr_storage *ss);
+
+#endif

@@ -127,9 +127,14 @@ struct utcp_sock {
 	unsigned backoff; /* RTOs in a row */
 	utcp_time_t rtx_start; /* first send of the oldest unacked data */
 
-	/* Congestion control (RFC 5681, RFC 6582). */
+	/* Congestion control (RFC 5681, RFC 6582), SACK loss recovery
+	 * (RFC 6675): what the peer SACKed, and the highest sequence
+	 * retransmitted in this recovery (HighRxt). */
 	const struct cc_algo *cc;
 	uint32_t cwnd, ssthresh, recover, dupacks;
+	struct reass sacked;
+	uint32_t rtx_hi;
+	bool sack_recovery;
 	uint32_t cc_wmax, cc_origin, cc_west, cc_cnt;
 	utcp_time_t cc_epoch, last_send;
 	uint64_t cc_k; /* µs */
@@ -179,11 +184,18 @@ struct utcp_stack {
 	struct utcp_sock **heap; /* by t_earliest */
 	uint32_t heap_len, heap_cap;
 	uint64_t prng;
+	utcp_time_t now; /* the latest time any call brought (no clock) */
 	uint8_t *pkt; /* one outgoing packet */
 	size_t pkt_cap;
 };
 
 /* stack.c */
+static inline void
+stack_time(struct utcp_stack *st, utcp_time_t now)
+{
+	if (now > st->now)
+		st->now = now;
+}
 void stat_inc(struct utcp_stack *st, enum utcp_stat stat);
 void ev_emit(struct utcp_sock *s, enum utcp_event_type type, const char *cause,
 	     utcp_time_t now);
@@ -248,6 +260,18 @@ void tcp_set_mss(struct utcp_sock *s);
 uint16_t tcp_adv_mss(const struct utcp_sock *s);
 uint8_t tcp_pick_wscale(uint32_t rcvbuf);
 void tcp_maybe_window_update(struct utcp_sock *s, utcp_time_t now);
+
+/* tcp_sack.c */
+void sack_update(struct utcp_sock *s, const struct wire_tcp *seg);
+void sack_prune(struct utcp_sock *s);
+void sack_clear(struct utcp_sock *s);
+uint32_t sack_bytes(const struct utcp_sock *s);
+uint32_t sack_hi(const struct utcp_sock *s);
+uint32_t sack_pipe(const struct utcp_sock *s);
+bool sack_next_hole(const struct utcp_sock *s, uint32_t from, uint32_t *seq,
+		    uint32_t *len);
+bool sack_covered(const struct utcp_sock *s, uint32_t seq, uint32_t *end);
+uint32_t sack_next_start(const struct utcp_sock *s, uint32_t seq);
 
 /* tcp_timer.c */
 void timer_set(struct utcp_sock *s, enum tcpt t, utcp_time_t when);

@@ -94,6 +94,21 @@ reass_sack(const struct reass *q, struct wire_sack *out, int max)
 	return n;
 }
 
+void
+reass_trim_below(struct reass *q, uint32_t seq)
+{
+	uint32_t i = 0;
+
+	while (i < q->n && SEQ_LEQ(q->b[i].right, seq))
+		i++;
+	if (i > 0) {
+		memmove(&q->b[0], &q->b[i], (q->n - i) * sizeof(q->b[0]));
+		q->n -= i;
+	}
+	if (q->n > 0 && SEQ_LT(q->b[0].left, seq))
+		q->b[0].left = seq;
+}
+
 uint32_t
 reass_end(const struct reass *q, uint32_t rcv_nxt)
 {

@@ -34,6 +34,8 @@ int reass_add(struct reass *q, uint32_t left, uint32_t right,
 bool reass_pop(struct reass *q, uint32_t rcv_nxt, uint32_t *right);
 /* Up to max ranges, most recently extended first. */
 int reass_sack(const struct reass *q, struct wire_sack *out, int max);
+/* Forget everything below seq (ranges trimmed at it). */
+void reass_trim_below(struct reass *q, uint32_t seq);
 /* Highest right edge, or rcv_nxt when empty. */
 uint32_t reass_end(const struct reass *q, uint32_t rcv_nxt);
 void reass_free(struct reass *q);

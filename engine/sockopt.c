@@ -265,6 +265,7 @@ utcp_setsockopt(struct utcp_sock *s, int level, int name, const void *val,
 {
 	int err;
 
+	stack_time(s->st, now);
 	switch (level) {
 	case SOL_SOCKET:
 		err = set_sol_socket(s, name, val, len, now);
@@ -476,13 +477,9 @@ utcp_getsockopt(struct utcp_sock *s, int level, int name, void *val,
 		if (name == TCP_INFO) {
 			struct tcp_info ti;
 			size_t n = *len < sizeof(ti) ? *len : sizeof(ti);
-			/* The engine has no clock: TCP_INFO's "ms ago"
-			 * fields are relative to the last event seen. */
-			utcp_time_t now = s->last_rcv > s->last_send
-						  ? s->last_rcv
-						  : s->last_send;
-
-			fill_tcp_info(s, &ti, now);
+			/* No clock here: TCP_INFO's "ms ago" fields count
+			 * from the latest time any engine call brought. */
+			fill_tcp_info(s, &ti, s->st->now);
 			memcpy(val, &ti, n);
 			*len = n;
 			return 0;

@@ -109,6 +109,7 @@ sock_destroy(struct utcp_sock *s)
 	ring_free(&s->snd);
 	ring_free(&s->rcv);
 	reass_free(&s->ooo);
+	reass_free(&s->sacked);
 	free(s);
 }
 
@@ -455,6 +456,7 @@ utcp_input(struct utcp_stack *st, const uint8_t *pkt, size_t len,
 	struct wire_tcp seg;
 	int err;
 
+	stack_time(st, now);
 	stat_inc(st, UTCP_STAT_ip_in);
 	if ((err = wire_ip_parse(pkt, len, &ip)) != 0) {
 		drop_pkt(st, NULL, err, now);

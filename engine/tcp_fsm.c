@@ -80,6 +80,7 @@ closed_common(struct utcp_sock *s)
 	listen_unhash(s);
 	ring_free(&s->snd);
 	reass_free(&s->ooo);
+	sack_clear(s);
 	s->ooo_fin = false;
 	if (!s->app_owned)
 		ring_free(&s->rcv);
@@ -139,6 +140,7 @@ tcp_enter_time_wait(struct utcp_sock *s, const char *cause, utcp_time_t now)
 	timer_cancel_all(s);
 	ring_free(&s->snd);
 	reass_free(&s->ooo);
+	sack_clear(s);
 	if (!s->app_owned)
 		ring_free(&s->rcv);
 	/* RFC 9293 3.10.7.4: 2 MSL, restarted by a retransmitted FIN. */

@@ -282,6 +282,7 @@ ack_advance(struct utcp_sock *s, const struct wire_tcp *seg, utcp_time_t now)
 	}
 	s->backoff = 0;
 	s->retransmits = 0;
+	sack_prune(s);
 	if (s->in_recovery) {
 		if (SEQ_GEQ(seg->ack, s->recover)) {
 			/* Full ACK: leave fast recovery (RFC 6582 3.2.3). */
@@ -289,7 +290,13 @@ ack_advance(struct utcp_sock *s, const struct wire_tcp *seg, utcp_time_t now)
 
 			s->cwnd = s->ssthresh < fl ? s->ssthresh : fl;
 			s->in_recovery = false;
+			s->sack_recovery = false;
 			s->dupacks = 0;
+		} else if (s->sack_recovery) {
+			/* RFC 6675: the holes are refilled by output(),
+			 * paced by the pipe estimate; no deflation. */
+			if (SEQ_LT(s->rtx_hi, s->snd_una))
+				s->rtx_hi = s->snd_una;
 		} else {
 			/* Partial ACK: resend the next hole, deflate. */
 			tcp_retransmit_una(s, now);
@@ -309,25 +316,39 @@ ack_advance(struct utcp_sock *s, const struct wire_tcp *seg, utcp_time_t now)
 	writable_check(s, now);
 }
 
+/* Fast retransmit, then fast recovery: with SACK information the holes
+ * are refilled as the pipe allows (RFC 6675), without it NewReno
+ * (RFC 6582) inflates cwnd by one segment per duplicate ACK. */
+static void
+enter_recovery(struct utcp_sock *s, utcp_time_t now)
+{
+	stat_inc(s->st, UTCP_STAT_tcp_fast_retransmit);
+	s->ssthresh = s->cc->ssthresh(s, now);
+	s->recover = s->snd_max;
+	s->in_recovery = true;
+	s->rtx_hi = s->snd_una;
+	s->sack_recovery = s->sack_ok && s->sacked.n > 0;
+	tcp_retransmit_una(s, now);
+	if (s->sack_recovery)
+		s->cwnd = s->ssthresh;
+	else
+		s->cwnd = s->ssthresh + 3 * s->mss;
+	tcp_rearm_rexmt(s, now);
+}
+
 static void
 dup_ack(struct utcp_sock *s, utcp_time_t now)
 {
 	s->dupacks++;
 	if (s->in_recovery) {
 		/* RFC 5681 3.2.4: each dup ACK is a segment that left. */
-		s->cwnd += s->mss;
+		if (!s->sack_recovery)
+			s->cwnd += s->mss;
 		return;
 	}
 	/* RFC 6582 3.2.2: a new recovery only past the old one. */
-	if (s->dupacks == 3 && SEQ_GEQ(s->snd_una, s->recover)) {
-		stat_inc(s->st, UTCP_STAT_tcp_fast_retransmit);
-		s->ssthresh = s->cc->ssthresh(s, now);
-		s->recover = s->snd_max;
-		s->in_recovery = true;
-		tcp_retransmit_una(s, now);
-		s->cwnd = s->ssthresh + 3 * s->mss;
-		tcp_rearm_rexmt(s, now);
-	}
+	if (s->dupacks == 3 && SEQ_GEQ(s->snd_una, s->recover))
+		enter_recovery(s, now);
 }
 
 /* The ACK field (RFC 9293 3.10.7.4, fifth). Returns false when the
@@ -398,6 +419,7 @@ ack_input(struct utcp_sock *s, const struct wire_ip *ip,
 			s->persist_backoff = 0;
 		}
 	}
+	sack_update(s, seg);
 	if (SEQ_GT(seg->ack, s->snd_una)) {
 		ack_advance(s, seg, now);
 	} else if (seg->ack == s->snd_una && seg->len == 0 &&
@@ -406,6 +428,11 @@ ack_input(struct utcp_sock *s, const struct wire_ip *ip,
 		/* RFC 5681 2: a duplicate ACK. */
 		dup_ack(s, now);
 	}
+	/* RFC 6675 IsLost(): more than (DupThresh - 1) * SMSS SACKed above
+	 * the first hole starts recovery even without three dup ACKs. */
+	if (!s->in_recovery && s->sacked.n > 0 && s->snd_max != s->snd_una &&
+	    sack_bytes(s) > 2 * s->mss && SEQ_GEQ(s->snd_una, s->recover))
+		enter_recovery(s, now);
 	if (!s->fin_acked)
 		return true;
 	/* Our FIN is acknowledged. */

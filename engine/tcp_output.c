@@ -287,6 +287,8 @@ retransmit_event(struct utcp_sock *s, uint32_t seq, utcp_time_t now)
 	};
 
 	stat_inc(s->st, UTCP_STAT_tcp_retransmit);
+	/* Karn: an ACK for timed data may now be for either copy. */
+	s->rtt_timing = false;
 	s->total_retrans++;
 	s->retransmits++;
 	ev_emit_full(s->st, &ev);
@@ -349,13 +351,52 @@ output(struct utcp_sock *s, utcp_time_t now, bool force)
 	for (;;) {
 		uint32_t off = s->snd_nxt - s->snd_una;
 		uint32_t left = off < s->snd.len ? s->snd.len - off : 0;
-		uint32_t win = s->snd_wnd < s->cwnd ? s->snd_wnd : s->cwnd;
-		uint32_t usable = win > off ? win - off : 0;
 		uint32_t maxseg = s->mss - tcp_seg_opts_len(s) - sack_opt_len(s);
-		uint32_t len = left, seq = s->snd_nxt, sent;
+		uint32_t flight = off, wroom, croom, usable;
+		uint32_t len = left, seq = s->snd_nxt, sent, end;
 		bool fin;
 		uint8_t flags;
 
+		if (s->sack_recovery) {
+			/* RFC 6675 5: while pipe < cwnd, the next hole
+			 * first, then new data. */
+			uint32_t hseq, hlen;
+
+			flight = sack_pipe(s);
+			if (flight >= s->cwnd)
+				break;
+			if (sack_next_hole(s, s->rtx_hi, &hseq, &hlen) &&
+			    SEQ_LT(hseq, s->snd_una + s->snd.len)) {
+				uint32_t dl = s->snd_una + s->snd.len - hseq;
+
+				len = hlen < maxseg ? hlen : maxseg;
+				if (len > dl)
+					len = dl;
+				retransmit_event(s, hseq, now);
+				sent = tcp_xmit(s, hseq, len, TH_ACK, now);
+				s->bytes_retrans += sent;
+				s->rtx_hi = hseq + sent;
+				s->last_send = now;
+				sent_any = true;
+				if (sent == 0)
+					break;
+				continue;
+			}
+		} else if (SEQ_LT(seq, s->snd_max) && s->sacked.n > 0) {
+			/* Going back after a timeout: skip what the peer
+			 * holds, and stop each segment at its next SACK. */
+			if (sack_covered(s, seq, &end)) {
+				s->snd_nxt = SEQ_LT(end, s->snd_max) ? end
+								    : s->snd_max;
+				continue;
+			}
+			end = sack_next_start(s, seq);
+			if (len > end - seq)
+				len = end - seq;
+		}
+		wroom = s->snd_wnd > off ? s->snd_wnd - off : 0;
+		croom = s->cwnd > flight ? s->cwnd - flight : 0;
+		usable = wroom < croom ? wroom : croom;
 		if (len > usable)
 			len = usable;
 		if (len > maxseg)
@@ -494,9 +535,18 @@ tcp_retransmit_una(struct utcp_sock *s, utcp_time_t now)
 {
 	uint32_t maxseg = s->mss - tcp_seg_opts_len(s) - sack_opt_len(s);
 	uint32_t len = s->snd.len < maxseg ? s->snd.len : maxseg, sent;
-	bool fin = s->fin_queued && len == s->snd.len &&
-		   s->snd_max == s->snd_una + s->snd.len + 1;
+	bool fin;
 	uint8_t flags = TH_ACK;
+
+	/* Only the hole: not into what the peer SACKed. */
+	if (s->sacked.n > 0) {
+		uint32_t hole = sack_next_start(s, s->snd_una) - s->snd_una;
+
+		if (len > hole)
+			len = hole;
+	}
+	fin = s->fin_queued && len == s->snd.len &&
+	      s->snd_max == s->snd_una + s->snd.len + 1;
 
 	if (len == 0 && !fin)
 		return;
@@ -512,4 +562,7 @@ tcp_retransmit_una(struct utcp_sock *s, utcp_time_t now)
 		fin = false;
 	if (SEQ_GT(s->snd_una + sent + (fin ? 1 : 0), s->snd_nxt))
 		s->snd_nxt = s->snd_una + sent + (fin ? 1 : 0);
+	if (SEQ_GT(s->snd_una + sent, s->rtx_hi))
+		s->rtx_hi = s->snd_una + sent;
+	s->bytes_retrans += sent;
 }

@@ -279,6 +279,11 @@ rexmt_fire(struct utcp_sock *s, utcp_time_t now)
 	if (s->backoff == 0 || !s->in_recovery)
 		s->ssthresh = s->cc->ssthresh(s, now);
 	s->cwnd = s->mss;
+	/* RFC 6675 5.1: keep the scoreboard to skip what the peer holds,
+	 * but a second timeout may mean it reneged: forget it. */
+	if (s->backoff > 0)
+		sack_clear(s);
+	s->sack_recovery = false;
 	s->in_recovery = false;
 	s->recover = s->snd_max;
 	s->dupacks = 0;
@@ -438,6 +443,7 @@ fire(struct utcp_sock *s, enum tcpt t, utcp_time_t now)
 utcp_time_t
 utcp_poll(struct utcp_stack *st, utcp_time_t now)
 {
+	stack_time(st, now);
 	while (st->heap_len > 0 && st->heap[0]->t_earliest <= now) {
 		struct utcp_sock *s = st->heap[0];
 

@@ -155,7 +155,7 @@ utcp_listen(struct utcp_sock *s, int backlog)
 	s->backlog = backlog;
 	s->so_error = 0;
 	listen_hash(s);
-	tcp_set_state(s, UTCP_LISTEN, "listen()", 0);
+	tcp_set_state(s, UTCP_LISTEN, "listen()", s->st->now);
 	return 0;
 }
 
@@ -170,6 +170,7 @@ utcp_connect(struct utcp_sock *s, const struct utcp_addr *remote,
 	const uint8_t *ip = remote->ip;
 	int err;
 
+	stack_time(s->st, now);
 	switch (s->state) {
 	case UTCP_CLOSED:
 		break;
@@ -277,6 +278,7 @@ utcp_send(struct utcp_sock *s, const void *buf, size_t len, int flags,
 {
 	uint32_t space, n;
 
+	stack_time(s->st, now);
 	if (s->so_error)
 		return take_error(s);
 	if (s->shut_wr || s->fin_queued)
@@ -326,6 +328,7 @@ ssize_t
 utcp_recv(struct utcp_sock *s, void *buf, size_t len, int flags,
 	  utcp_time_t now)
 {
+	stack_time(s->st, now);
 	if (s->rcv.len > 0 && len > 0) {
 		uint32_t n = len < s->rcv.len ? (uint32_t)len : s->rcv.len;
 
@@ -396,6 +399,7 @@ queue_fin(struct utcp_sock *s, const char *cause, utcp_time_t now)
 int
 utcp_shutdown(struct utcp_sock *s, int how, utcp_time_t now)
 {
+	stack_time(s->st, now);
 	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
 		return -EINVAL;
 	switch (s->state) {
@@ -433,6 +437,7 @@ utcp_close(struct utcp_sock *s, utcp_time_t now)
 
 	if (s->dead || !s->app_owned)
 		return;
+	stack_time(st, now);
 	s->app_owned = false;
 	s->wants_writable = false;
 	switch (s->state) {
@@ -475,6 +480,7 @@ utcp_close(struct utcp_sock *s, utcp_time_t now)
 void
 utcp_abort(struct utcp_sock *s, utcp_time_t now)
 {
+	stack_time(s->st, now);
 	switch (s->state) {
 	case UTCP_CLOSED:
 		return;

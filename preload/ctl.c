@@ -110,19 +110,35 @@ hello(int fd)
 {
 	struct utcp_req req;
 	struct utcp_rep rep;
+	pid_t old;
 	int r;
 
 	utcp_req_init(&req, UTCP_OP_HELLO, 0);
 	req.arg[0] = UTCP_IPC_VERSION;
 	req.arg[1] = (int32_t)getpid();
 	if ((r = utcp_ipc_send(fd, &req, sizeof(req), -1)) < 0 ||
-	    (r = utcp_ipc_recv(fd, &rep, sizeof(rep), NULL, 0)) < 0)
-		return r;
+	    (r = utcp_ipc_recv(fd, &rep, sizeof(rep), NULL, 0)) < 0) {
+		/* The daemon hangs up at once on a peer whose uid it does
+		 * not serve (SO_PEERCRED): say what that means. */
+		return (r == -ECONNRESET || r == -EPIPE) ? -EACCES : r;
+	}
 	if (rep.err != 0)
 		return -rep.err;
+	if (rep.sock_id != 0 && rep.sock_id != UTCP_IPC_VERSION)
+		return -EPROTONOSUPPORT;
 	if (rep.val <= 0)
 		return -EPROTO;
-	__atomic_store_n(&daemon_pid, (pid_t)rep.val, __ATOMIC_RELAXED);
+	old = __atomic_exchange_n(&daemon_pid, (pid_t)rep.val, __ATOMIC_RELAXED);
+	if (old != 0 && old != (pid_t)rep.val) {
+		/* A new daemon numbers its sockets afresh: an old entry's id
+		 * could name someone else's socket now. The old ones are
+		 * dead; forget them (their peers' names tell the old pid). */
+		utcp_log(UTCP_LOG_WARN,
+			 "utcpd restarted (pid %ld, was %ld): sockets of the "
+			 "old one are dead",
+			 (long)rep.val, (long)old);
+		utcp_fd_forget_all();
+	}
 	return 0;
 }
 
@@ -174,17 +190,40 @@ utcp_ctl_call(struct utcp_req *req, int send_fd, struct utcp_rep *rep,
 	      int *recv_fd, bool cloexec)
 {
 	int fd, r, got = -1, saved = errno;
+	pid_t before;
 
 	if (recv_fd != NULL)
 		*recv_fd = -1;
-	if ((fd = utcp_ctl_get()) < 0)
-		return -ENETDOWN;
-	utcp_busy++;
-	r = utcp_ipc_send(fd, req, sizeof(*req), send_fd);
-	if (r == 0)
+	for (int attempt = 0;; attempt++) {
+		before = __atomic_load_n(&daemon_pid, __ATOMIC_RELAXED);
+		if ((fd = utcp_ctl_get()) < 0) {
+			errno = saved;
+			return -ENETDOWN;
+		}
+		/* a socket of a daemon that has since been replaced */
+		if (req->sock_id != 0 && before != 0 &&
+		    before != __atomic_load_n(&daemon_pid, __ATOMIC_RELAXED)) {
+			errno = saved;
+			return -ENETDOWN;
+		}
+		utcp_busy++;
+		r = utcp_ipc_send(fd, req, sizeof(*req), send_fd);
+		utcp_busy--;
+		/* The daemon went away before it saw the request (restarted,
+		 * or this connection was stale): once more, afresh. */
+		if (r < 0 && attempt == 0 &&
+		    (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN)) {
+			drop();
+			continue;
+		}
+		break;
+	}
+	if (r == 0) {
+		utcp_busy++;
 		r = utcp_ipc_recv(fd, rep, sizeof(*rep),
 				  recv_fd != NULL ? &got : NULL, cloexec);
-	utcp_busy--;
+		utcp_busy--;
+	}
 	errno = saved;
 	if (r == -EPROTO && recv_fd != NULL) {
 		/* A whole message but no room for its fd (MSG_CTRUNC):

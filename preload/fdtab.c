@@ -166,6 +166,16 @@ utcp_fd_clear_range(unsigned int lo, unsigned int hi)
 }
 
 void
+utcp_fd_forget_all(void)
+{
+	unsigned int m = __atomic_load_n(&fd_max, __ATOMIC_RELAXED);
+
+	for (unsigned int fd = 0; fd <= m && fd <= INT32_MAX; fd++)
+		if (utcp_fd_ours((int)fd))
+			utcp_fd_clear((int)fd);
+}
+
+void
 utcp_fd_set_flags(int fd, int set, int clear)
 {
 	struct utcp_fdent *e = utcp_fd_slot(fd);

@@ -185,6 +185,8 @@ recvmsg(int fd, struct msghdr *m, int flags)
 {
 	ssize_t r = LIBC(recvmsg)(fd, m, flags);
 
+	if (r < 0 && m == NULL)
+		return r;
 	if (m->msg_name != NULL && r >= 0 && utcp_fd_ours(fd))
 		m->msg_namelen = 0;
 	if (likely(r > 0))
@@ -281,7 +283,7 @@ sendmsg(int fd, const struct msghdr *m, int flags)
 	struct msghdr mm;
 	ssize_t r;
 
-	if (likely(!utcp_fd_ours(fd)))
+	if (likely(!utcp_fd_ours(fd)) || m == NULL)
 		return LIBC(sendmsg)(fd, m, flags);
 	if ((flags & MSG_FASTOPEN) && m->msg_name != NULL &&
 	    fastopen(fd, m->msg_name, m->msg_namelen) < 0)

@@ -202,6 +202,8 @@ void utcp_fd_mark_ctl(int fd);
 void utcp_fd_clear(int fd);
 void utcp_fd_copy(int from, int to);
 void utcp_fd_clear_range(unsigned int lo, unsigned int hi);
+/* Forget every engine socket (the daemon that made them is gone). */
+void utcp_fd_forget_all(void);
 void utcp_fd_set_flags(int fd, int set, int clear);
 /* Does fd still hold the socket its entry was made for? */
 bool utcp_fd_valid(int fd, const struct utcp_fdent *e);

@@ -34,6 +34,8 @@ set_nonblock(int fd, bool on)
 	return LIBC(fcntl)(fd, F_SETFL, fl) < 0 ? -errno : 0;
 }
 
+/* socket() when utcpd cannot be reached (err): -1/errno, or with
+ * UTCP_FALLBACK=kernel the kernel's socket. */
 static int
 unreachable(int domain, int type, int protocol, int err)
 {
@@ -77,7 +79,6 @@ sock_create(int domain, int type, int protocol)
 	struct utcp_rep rep;
 	int r, fd;
 
-	utcp_init();
 	if ((r = utcp_ctl_get()) < 0)
 		return unreachable(domain, type, protocol, -r);
 	utcp_req_init(&req, UTCP_OP_SOCKET, 0);
@@ -107,9 +108,15 @@ socket(int domain, int type, int protocol)
 	/* Principle 4: everything but IP is decided by one branch. */
 	if (domain != AF_INET && domain != AF_INET6)
 		return LIBC(socket)(domain, type, protocol);
-	if ((type & ~SOCK_FLAGS) != SOCK_STREAM ||
-	    (protocol != 0 && protocol != IPPROTO_TCP) || utcp_busy)
+	if ((type & ~SOCK_FLAGS) != SOCK_STREAM || utcp_busy)
 		return LIBC(socket)(domain, type, protocol);
+	if (protocol != 0 && protocol != IPPROTO_TCP) {
+		/* IPPROTO_MPTCP and the like: not ours, but say so */
+		utcp_log(UTCP_LOG_INFO,
+			 "socket(SOCK_STREAM, protocol %d): not TCP, left to "
+			 "the kernel", protocol);
+		return LIBC(socket)(domain, type, protocol);
+	}
 	return sock_create(domain, type, protocol);
 }
 
@@ -136,6 +143,10 @@ sock_bind(int fd, struct utcp_fdent *e, const struct sockaddr *sa,
 	if ((r = check_addr(sa, len)) < 0)
 		return r;
 	if (utcp_cfg.loopback_kernel && utcp_is_loopback(sa, len, false)) {
+		/* only a fresh socket moves; bound twice is EINVAL anyway */
+		if (e->flags & (UTCP_FD_CONNECTING | UTCP_FD_CONNECTED |
+				UTCP_FD_LISTENING))
+			return -EINVAL;
 		if ((r = utcp_to_kernel(fd, e, false)) < 0)
 			return r;
 		return LIBC(bind)(fd, sa, len) < 0 ? -errno : 0;
@@ -219,6 +230,12 @@ sock_accept(int fd, struct utcp_fdent *e, struct sockaddr *sa,
 	if (!(e->flags & UTCP_FD_LISTENING))
 		return -EINVAL;
 	for (;;) {
+		/* The kernel leaves a connection queued when it has no fd
+		 * for it (EMFILE); so must we, before taking a token. */
+		int probe = LIBC(fcntl)(fd, F_DUPFD_CLOEXEC, 0);
+		if (probe < 0)
+			return -errno;
+		LIBC(close)(probe);
 		/* Blocks or not as the listener is; SO_RCVTIMEO applies. */
 		n = LIBC(recv)(fd, &tok, 1, 0);
 		if (n < 0)
@@ -384,8 +401,9 @@ close(int fd)
 UTCP_EXPORT int
 fclose(FILE *fp)
 {
-	int fd = fp != NULL ? fileno(fp) : -1;
+	int saved = errno, fd = fp != NULL ? fileno(fp) : -1;
 
+	errno = saved; /* fileno of a cookie stream sets EBADF */
 	if (unlikely(fd >= 0 && utcp_fd_id(fd) != 0))
 		utcp_fd_clear(fd);
 	return LIBC(fclose)(fp);

@@ -76,7 +76,8 @@ utcp_rec_add(int fd, struct utcp_fdent *e, int level, int name,
 	r->level = level;
 	r->name = name;
 	r->len = len;
-	memcpy(r->val, val, len);
+	if (len > 0)
+		memcpy(r->val, val, len);
 	pthread_mutex_lock(&rec_lock);
 	/* the latest value of an option wins, at its latest place */
 	for (pp = &recs; *pp != NULL;) {

@@ -22,7 +22,10 @@
  *   1. The preload sets SO_SNDBUF on its end to UTCP_CONNECT_SNDBUF and
  *      writes UTCP_FILLER_LEN filler bytes into it (so no POLLOUT), then
  *      sends UTCP_OP_CONNECT with the program's end attached (SCM_RIGHTS)
- *      and the original SO_SNDBUF in arg[1], filler length in arg[0].
+ *      and the original SO_SNDBUF in arg[1] (the value to hand to
+ *      setsockopt: half what getsockopt reported, as the kernel doubles
+ *      it), filler length in arg[0]. The preload sends this once per
+ *      socket; a repeated connect() is answered by the preload itself.
  *   2. The daemon starts the handshake and replies err = EINPROGRESS (or an
  *      immediate errno). It keeps the attached fd until the outcome.
  *   3. On ESTABLISHED, or on failure, the daemon reads and discards exactly
@@ -61,7 +64,7 @@
 #define UTCP_OPT_MAX 256      /* largest option value carried */
 
 enum utcp_op {
-	UTCP_OP_HELLO = 1,   /* reply: val = daemon pid, arg = version */
+	UTCP_OP_HELLO = 1,   /* reply: val = daemon pid, sock_id = version */
 	UTCP_OP_SOCKET,      /* arg[0] family, arg[1] SOCK_NONBLOCK|SOCK_CLOEXEC
 			        reply: sock_id, program end as SCM_RIGHTS */
 	UTCP_OP_BIND,        /* addr */
@@ -86,11 +89,55 @@ enum utcp_op {
 				(NUL-terminated), val = value; err ENOENT
 				past the last. Engine counters (utcp_stat_name)
 				then the daemon's own ("daemon_sockets" …) */
-	UTCP_OP_LIST,        /* reply: one struct utcp_ipc_conn in data for
-				the arg[0]-th socket; err ENOENT past the end */
+	UTCP_OP_LIST,        /* reply: the arg[0]-th socket's struct
+				utcp_ipc_conn; rep.len = its size. It rides in
+				data[] when it fits, else as a second message
+				of exactly rep.len bytes right after the reply;
+				err ENOENT past the end */
 	UTCP_OP_TRACE,       /* this connection becomes an event stream:
 				one struct utcp_ipc_event per message;
-				arg[0] = pid filter (0: all) */
+				arg[0] = pid filter (0: all);
+				arg[1] = trace tag filter (0: all);
+				arg[2] = UTCP_TRACE_* flags. See "Tracing"
+				below */
+	/* tracing (appended; see "Tracing" below) */
+	UTCP_OP_CALL,        /* NO REPLY. One call of a traced program
+				(the preload sends it only when
+				UTCP_TRACE_TAG is set): sock_id, arg[0] fd,
+				arg[1] result (clamped to int32), arg[2]
+				errno (0: success), arg[3] duration in µs;
+				data = "name\0args\0" */
+	UTCP_OP_TRACE_SYNC,  /* NO REPLY; only on a trace stream: the
+				daemon puts a UTCP_IPC_SYNC message with
+				arg = arg[0] into the stream, after
+				everything sent before it (dropped, like an
+				event, when the stream is full: ask again) */
+};
+
+/*
+ * Tracing (`utcp trace`, `utcp run --trace/--pcap`).
+ *
+ * A trace tag marks the sockets of one traced run: `utcp run --trace`
+ * exports UTCP_TRACE_TAG=<its pid>, the preload sends it in HELLO (arg[2];
+ * arg[0] = UTCP_IPC_VERSION, arg[1] = pid) and the daemon stamps every
+ * socket made by that connection, every connection accepted through it,
+ * and the embryos of its listeners, with it. The environment carries the
+ * tag across fork and exec, so a whole process tree is one run.
+ *
+ * A trace stream (UTCP_OP_TRACE) carries struct utcp_ipc_event messages
+ * and, with UTCP_TRACE_PACKETS, struct utcp_ipc_packet messages, in the
+ * order the daemon saw them. Both begin with the same four fields; `type`
+ * tells them apart. The daemon never waits for a subscriber: what does not
+ * fit in the socket is dropped and counted (`lost` in later messages, and
+ * in the UTCP_IPC_SYNC answer).
+ */
+#define UTCP_TRACE_PACKETS 0x1 /* also every packet of the matching
+				  connections that crosses the TUN */
+
+enum {
+	UTCP_IPC_CALL = -1,   /* type of a call event */
+	UTCP_IPC_PACKET = -2, /* a struct utcp_ipc_packet */
+	UTCP_IPC_SYNC = -3,   /* the answer to UTCP_OP_TRACE_SYNC */
 };
 
 struct utcp_req {
@@ -134,7 +181,48 @@ struct utcp_ipc_event {
 	int32_t type;         /* enum utcp_event_type, or -1 for a call */
 	int32_t old_state, new_state;
 	char text[200];
+	/* appended for tracing; text stays a complete summary */
+	uint32_t tag;         /* the socket's trace tag, 0: none */
+	int32_t err;          /* positive errno: error event, failed call */
+	uint32_t arg;         /* keepalive/zero-window probe count; drop:
+				 enum utcp_stat; sync: the cookie */
+	uint32_t seq;         /* retransmit, RST: sequence number */
+	int64_t result;       /* call: what it returned */
+	uint32_t dur_us;      /* call: how long it took */
+	int32_t fd;           /* call: the program's fd, -1 if none */
+	uint64_t lost;        /* messages this subscriber lost so far */
+	char comm[16];        /* the owner's command */
+	char name[16];        /* call: "connect"; text = its arguments */
+	char cause[64];       /* state, RST, error, retransmit: why */
+	char local[56], remote[56]; /* "198.18.0.2:40000", "[::1]:80", "" */
 };
+
+/* One packet on a trace stream with UTCP_TRACE_PACKETS: this header, then
+ * len bytes of the IP packet, in one message. */
+struct utcp_ipc_packet {
+	uint64_t t_us;        /* CLOCK_MONOTONIC when it crossed the TUN */
+	uint32_t sock_id;     /* 0 when no traced socket owns it */
+	int32_t pid;
+	int32_t type;         /* UTCP_IPC_PACKET */
+	uint32_t tag;
+	uint32_t len;
+	uint8_t dir;          /* UTCP_PKT_IN: kernel → engine; _OUT */
+	uint8_t pad[3];
+	uint64_t lost;
+};
+enum { UTCP_PKT_IN = 0, UTCP_PKT_OUT = 1 };
+#define UTCP_IPC_PACKET_MAX (sizeof(struct utcp_ipc_packet) + 65536)
+
+/* The fields a trace reader looks at before it knows the kind. */
+#define UTCP_IPC_SAME(f)                                                     \
+	_Static_assert(__builtin_offsetof(struct utcp_ipc_event, f) ==       \
+			       __builtin_offsetof(struct utcp_ipc_packet, f), \
+		       "trace messages must share " #f)
+UTCP_IPC_SAME(t_us);
+UTCP_IPC_SAME(sock_id);
+UTCP_IPC_SAME(pid);
+UTCP_IPC_SAME(type);
+#undef UTCP_IPC_SAME
 
 /* --- helpers shared by the preload, the daemon and the tool --- */
 

@@ -790,6 +790,20 @@ static void run_outbound(struct runner *r, struct event *ev, int64_t lo,
 	const char *perr;
 	char why[256], buf[512];
 
+	/* ">?": a packet the engine may or may not send (RFC leaves it open,
+	 * e.g. an immediate ACK in quick-ACK mode). Matched only if it has
+	 * already been sent and matches; never waited for. */
+	if (ev->u.seg.optional) {
+		if (!r->qhead || wire_parse(r->qhead->data, r->qhead->len, &s, &perr) ||
+		    !seg_match(r, &ev->u.seg, &s, why, sizeof(why)))
+			return;
+		p = r->qhead;
+		r->qhead = p->next;
+		if (!r->qhead)
+			r->qtail = &r->qhead;
+		free(p);
+		return;
+	}
 	if (!r->qhead)
 		advance(r, hi + r->tol, true);
 	if (r->failed)

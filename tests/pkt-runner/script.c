@@ -756,12 +756,17 @@ int script_parse(const char *path, struct script *sc, char *err, size_t errlen)
 		if (*c.p == '<' || *c.p == '>') {
 			ev->kind = *c.p == '<' ? EV_IN : EV_OUT;
 			c.p++;
+			bool opt = ev->kind == EV_OUT && *c.p == '?';
+
+			if (opt)
+				c.p++;
 			if (ev->time.blocking) {
 				fail(&c, "'...' is for calls; use '~' for a segment");
 				goto bad;
 			}
 			if (parse_seg(&c, &ev->u.seg))
 				goto bad;
+			ev->u.seg.optional = opt;
 			if (ev->kind == EV_IN && ev->time.range) {
 				fail(&c, "an inbound segment has one time");
 				goto bad;

@@ -62,6 +62,7 @@ struct seg_spec {
 	uint8_t dst[4];
 	bool has_urp;
 	uint32_t urp;
+	bool optional; /* ">?": matched if already sent, else skipped */
 };
 
 /* ---- a call line ---- */

@@ -79,10 +79,10 @@ reno_ssthresh(struct utcp_sock *s, utcp_time_t now)
 }
 
 const struct cc_algo cc_reno = {
-	.name = "reno",
-	.init = reno_init,
-	.on_ack = reno_on_ack,
-	.ssthresh = reno_ssthresh,
+    .name = "reno",
+    .init = reno_init,
+    .on_ack = reno_on_ack,
+    .ssthresh = reno_ssthresh,
 };
 
 /* ---- CUBIC ---- */
@@ -134,16 +134,15 @@ cubic_on_ack(struct utcp_sock *s, uint32_t acked, utcp_time_t now)
 		s->cc_west = s->cwnd;
 	}
 	/* W_cubic(t + RTT) (eq. 1), t in seconds. */
-	t = (double)(now - s->cc_epoch + s->srtt) / 1e6 -
-	    (double)s->cc_k / 1e6;
+	t = (double)(now - s->cc_epoch + s->srtt) / 1e6 - (double)s->cc_k / 1e6;
 	target = s->cc_origin / mss + CUBIC_C * t * t * t;
 	/* 4.2: never more than 1.5 cwnd per RTT. */
 	if (target > 1.5 * cwnd)
 		target = 1.5 * cwnd;
 	/* 4.3: the Reno-friendly estimate, alpha = 3(1-b)/(1+b). */
 	west = s->cc_west / mss;
-	west += 3.0 * (1 - CUBIC_BETA) / (1 + CUBIC_BETA) * (acked / mss) /
-		cwnd;
+	west +=
+	    3.0 * (1 - CUBIC_BETA) / (1 + CUBIC_BETA) * (acked / mss) / cwnd;
 	s->cc_west = (uint32_t)(west * mss);
 	if (west > target)
 		target = west;
@@ -178,10 +177,10 @@ cubic_ssthresh(struct utcp_sock *s, utcp_time_t now)
 }
 
 const struct cc_algo cc_cubic = {
-	.name = "cubic",
-	.init = cc_common_init,
-	.on_ack = cubic_on_ack,
-	.ssthresh = cubic_ssthresh,
+    .name = "cubic",
+    .init = cc_common_init,
+    .on_ack = cubic_on_ack,
+    .ssthresh = cubic_ssthresh,
 };
 
 const struct cc_algo *

@@ -24,14 +24,16 @@ enum tcpt {
 	TCPT_N
 };
 
-#define UTCP_MSS_DEFAULT 536  /* RFC 9293 3.7.1: no MSS option seen */
-#define UTCP_MIN_MSS 88       /* Linux's floor for TCP_MAXSEG */
+#define UTCP_MSS_DEFAULT 536 /* RFC 9293 3.7.1: no MSS option seen */
+#define UTCP_MIN_MSS 88	     /* Linux's floor for TCP_MAXSEG */
 #define TCP_MAX_QUICKACKS 16 /* Linux: ACK at once early on */
 #define TCP_INIT_CWND 10     /* RFC 6928 */
 #define TCP_MAX_OOO_BLOCKS 1024
-#define TCP_RCV_SLACK 65536u /* ring room past rcvbuf after SO_RCVBUF shrinks */
+#define TCP_RCV_SLACK 65536u /* ring room past rcvbuf after SO_RCVBUF shrinks  \
+			      */
 #define TCP_PAWS_24DAYS UTCP_SEC(24u * 24 * 3600)
 #define TCP_TTL 64
+#define TCP_OOW_RATELIMIT UTCP_MS(500) /* Linux tcp_invalid_ratelimit */
 
 /* The demux key: zeroed then filled, compared as bytes. */
 struct utcp_tuple {
@@ -77,14 +79,17 @@ struct utcp_sock {
 	 * connections belong to their listener until accepted. */
 	bool app_owned, dead, in_conns, in_listeners;
 	bool bound, port_explicit, passive;
-	bool shut_rd, shut_wr;     /* by the application */
+	bool shut_rd, shut_wr;	   /* by the application */
 	bool fin_queued, fin_rcvd; /* our FIN is due; theirs arrived */
-	bool ooo_fin;              /* FIN seen past a gap, at ooo_fin_seq */
+	bool ooo_fin;		   /* FIN seen past a gap, at ooo_fin_seq */
 	bool nodelay, cork, more, keepalive, linger_on, v6only, reuseaddr;
 	bool ack_now, wants_writable, in_recovery, rtt_timing;
-	bool ws_ok, ts_ok, sack_ok; /* negotiated */
+	bool ws_ok, ts_ok, sack_ok;	  /* negotiated */
 	bool want_ws, want_ts, want_sack; /* what we offer */
 	bool eof_reported, fin_acked;
+	bool syn_acked; /* our SYN is acknowledged */
+	bool oow_acked;
+	utcp_time_t last_oow_ack; /* rate limit for invalid-segment ACKs */
 	int linger;
 	int so_error; /* pending, positive errno */
 
@@ -102,7 +107,7 @@ struct utcp_sock {
 	uint32_t max_sndwnd;
 	uint8_t snd_wscale, rcv_wscale;
 	uint16_t peer_mss, user_mss;
-	uint32_t mss;   /* largest payload we send, before options */
+	uint32_t mss;	 /* largest payload we send, before options */
 	struct ring snd; /* bytes from SND.UNA (the SYN is not in it) */
 	uint32_t sndbuf;
 
@@ -124,7 +129,7 @@ struct utcp_sock {
 	uint32_t srtt, rttvar, rto;
 	uint32_t rtt_seq;
 	utcp_time_t rtt_start;
-	unsigned backoff; /* RTOs in a row */
+	unsigned backoff;      /* RTOs in a row */
 	utcp_time_t rtx_start; /* first send of the oldest unacked data */
 
 	/* Congestion control (RFC 5681, RFC 6582), SACK loss recovery
@@ -146,8 +151,8 @@ struct utcp_sock {
 
 	/* Keepalive and timeouts. */
 	unsigned keepidle, keepintvl, keepcnt; /* s, s, count */
-	unsigned user_timeout;                 /* ms, 0 = off */
-	uint32_t probes;                       /* keepalive or persist */
+	unsigned user_timeout;		       /* ms, 0 = off */
+	uint32_t probes;		       /* keepalive or persist */
 	unsigned persist_backoff;
 	utcp_time_t last_rcv; /* any segment from the peer */
 	utcp_time_t persist_start;
@@ -167,7 +172,7 @@ struct utcp_sock {
 
 struct port_ent {
 	uint16_t port;
-	unsigned nref;      /* sockets using the port */
+	unsigned nref;	    /* sockets using the port */
 	unsigned nexplicit; /* of those, bound by the application */
 	UT_hash_handle hh;
 };
@@ -185,7 +190,7 @@ struct utcp_stack {
 	uint32_t heap_len, heap_cap;
 	uint64_t prng;
 	utcp_time_t now; /* the latest time any call brought (no clock) */
-	uint8_t *pkt; /* one outgoing packet */
+	uint8_t *pkt;	 /* one outgoing packet */
 	size_t pkt_cap;
 };
 
@@ -228,8 +233,7 @@ uint32_t ts_offset_make(struct utcp_stack *st, const struct utcp_tuple *t);
 /* tcp_fsm.c */
 void tcp_set_state(struct utcp_sock *s, enum utcp_state ns, const char *cause,
 		   utcp_time_t now);
-void tcp_drop(struct utcp_sock *s, int err, const char *cause,
-	      utcp_time_t now);
+void tcp_drop(struct utcp_sock *s, int err, const char *cause, utcp_time_t now);
 void tcp_closed(struct utcp_sock *s, utcp_time_t now);
 void tcp_enter_time_wait(struct utcp_sock *s, const char *cause,
 			 utcp_time_t now);

@@ -29,7 +29,7 @@ reass_add(struct reass *q, uint32_t left, uint32_t right, uint32_t max_blocks)
 		if (q->n == q->cap) {
 			uint32_t ncap = q->cap ? q->cap * 2 : 8;
 			struct reass_blk *nb =
-				realloc(q->b, ncap * sizeof(*nb));
+			    realloc(q->b, ncap * sizeof(*nb));
 
 			if (nb == NULL)
 				return -ENOMEM;

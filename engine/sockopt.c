@@ -83,8 +83,15 @@ set_sol_socket(struct utcp_sock *s, int name, const void *val, size_t len,
 		return err;
 	switch (name) {
 	case SO_KEEPALIVE:
-		s->keepalive = v != 0;
-		keep_rearm(s, now);
+		/* Linux (tcp_set_keepalive): turning it on arms the timer
+		 * a full keepidle from now. */
+		if (v && !s->keepalive) {
+			s->keepalive = true;
+			tcp_keep_reset(s, now);
+		} else if (!v) {
+			s->keepalive = false;
+			timer_cancel(s, TCPT_KEEP);
+		}
 		return 0;
 	case SO_SNDBUF:
 	case SO_SNDBUFFORCE: {
@@ -290,12 +297,12 @@ static uint8_t
 linux_state(enum utcp_state st)
 {
 	static const uint8_t map[UTCP_NSTATES] = {
-		[UTCP_CLOSED] = 7,      [UTCP_LISTEN] = 10,
-		[UTCP_SYN_SENT] = 2,    [UTCP_SYN_RECEIVED] = 3,
-		[UTCP_ESTABLISHED] = 1, [UTCP_CLOSE_WAIT] = 8,
-		[UTCP_FIN_WAIT_1] = 4,  [UTCP_CLOSING] = 11,
-		[UTCP_LAST_ACK] = 9,    [UTCP_FIN_WAIT_2] = 5,
-		[UTCP_TIME_WAIT] = 6,
+	    [UTCP_CLOSED] = 7,	    [UTCP_LISTEN] = 10,
+	    [UTCP_SYN_SENT] = 2,    [UTCP_SYN_RECEIVED] = 3,
+	    [UTCP_ESTABLISHED] = 1, [UTCP_CLOSE_WAIT] = 8,
+	    [UTCP_FIN_WAIT_1] = 4,  [UTCP_CLOSING] = 11,
+	    [UTCP_LAST_ACK] = 9,    [UTCP_FIN_WAIT_2] = 5,
+	    [UTCP_TIME_WAIT] = 6,
 	};
 
 	return st < UTCP_NSTATES ? map[st] : 7;
@@ -347,7 +354,7 @@ fill_tcp_info(const struct utcp_sock *s, struct tcp_info *ti, utcp_time_t now)
 	ti->tcpi_rtt = s->srtt;
 	ti->tcpi_rttvar = s->rttvar;
 	ti->tcpi_snd_ssthresh =
-		s->ssthresh >= 0x7fffffff ? 0x7fffffff : s->ssthresh / mss;
+	    s->ssthresh >= 0x7fffffff ? 0x7fffffff : s->ssthresh / mss;
 	ti->tcpi_snd_cwnd = s->cwnd / mss;
 	ti->tcpi_advmss = tcp_adv_mss(s);
 	ti->tcpi_reordering = 3;
@@ -358,7 +365,7 @@ fill_tcp_info(const struct utcp_sock *s, struct tcp_info *ti, utcp_time_t now)
 	ti->tcpi_segs_out = s->segs_out;
 	ti->tcpi_segs_in = s->segs_in;
 	ti->tcpi_notsent_bytes =
-		in.send_q > in.unacked ? in.send_q - in.unacked : 0u;
+	    in.send_q > in.unacked ? in.send_q - in.unacked : 0u;
 	ti->tcpi_min_rtt = s->srtt;
 	ti->tcpi_bytes_sent = s->bytes_sent;
 	ti->tcpi_bytes_retrans = s->bytes_retrans;
@@ -371,8 +378,8 @@ get_sol_socket(struct utcp_sock *s, int name, void *val, size_t *len)
 {
 	switch (name) {
 	case SO_LINGER: {
-		struct linger l = { .l_onoff = s->linger_on,
-				    .l_linger = s->linger };
+		struct linger l = {.l_onoff = s->linger_on,
+				   .l_linger = s->linger};
 		size_t n = *len < sizeof(l) ? *len : sizeof(l);
 
 		memcpy(val, &l, n);
@@ -440,10 +447,10 @@ get_tcp(struct utcp_sock *s, int name, void *val, size_t *len)
 			       s->syncnt ? s->syncnt
 					 : (int)s->st->cfg.syn_retries);
 	case TCP_LINGER2:
-		return put_int(val, len,
-			       s->linger2 ? s->linger2
-					  : (int)(s->st->cfg.fin_timeout /
-						  UTCP_SEC(1)));
+		return put_int(
+		    val, len,
+		    s->linger2 ? s->linger2
+			       : (int)(s->st->cfg.fin_timeout / UTCP_SEC(1)));
 	case TCP_DEFER_ACCEPT:
 		return put_int(val, len, s->defer_accept);
 	case TCP_WINDOW_CLAMP:
@@ -451,7 +458,7 @@ get_tcp(struct utcp_sock *s, int name, void *val, size_t *len)
 	case TCP_NOTSENT_LOWAT:
 		return put_int(val, len, s->notsent_lowat);
 	case TCP_CONGESTION: {
-		char name16[TCP_CA_NAME_MAX] = { 0 };
+		char name16[TCP_CA_NAME_MAX] = {0};
 		size_t n = *len < sizeof(name16) ? *len : sizeof(name16);
 
 		strncpy(name16, s->cc->name, sizeof(name16) - 1);
@@ -503,15 +510,14 @@ utcp_getsockopt(struct utcp_sock *s, int level, int name, void *val,
 }
 
 void
-utcp_sock_info(const struct utcp_sock *s, struct utcp_info *in,
-	       utcp_time_t now)
+utcp_sock_info(const struct utcp_sock *s, struct utcp_info *in, utcp_time_t now)
 {
 	static const enum utcp_timer_kind kinds[TCPT_N] = {
-		[TCPT_REXMT] = UTCP_TIMER_RETRANS,
-		[TCPT_PERSIST] = UTCP_TIMER_PERSIST,
-		[TCPT_KEEP] = UTCP_TIMER_KEEPALIVE,
-		[TCPT_DELACK] = UTCP_TIMER_DELACK,
-		[TCPT_2MSL] = UTCP_TIMER_TIMEWAIT,
+	    [TCPT_REXMT] = UTCP_TIMER_RETRANS,
+	    [TCPT_PERSIST] = UTCP_TIMER_PERSIST,
+	    [TCPT_KEEP] = UTCP_TIMER_KEEPALIVE,
+	    [TCPT_DELACK] = UTCP_TIMER_DELACK,
+	    [TCPT_2MSL] = UTCP_TIMER_TIMEWAIT,
 	};
 	utcp_time_t best = UTCP_TIME_NEVER;
 
@@ -530,8 +536,8 @@ utcp_sock_info(const struct utcp_sock *s, struct utcp_info *in,
 	in->cwnd = s->cwnd;
 	in->ssthresh = s->ssthresh;
 	in->snd_wnd = s->snd_wnd;
-	in->rcv_wnd = SEQ_GT(s->rcv_adv, s->rcv_nxt) ? s->rcv_adv - s->rcv_nxt
-						      : 0;
+	in->rcv_wnd =
+	    SEQ_GT(s->rcv_adv, s->rcv_nxt) ? s->rcv_adv - s->rcv_nxt : 0;
 	in->unacked = UTCP_HAVEESTABLISHED(s->state) ? tcp_flight(s) : 0;
 	in->retransmits = s->retransmits;
 	in->total_retrans = s->total_retrans;

@@ -14,12 +14,12 @@ _Static_assert(sizeof(struct utcp_tuple) == 38, "demux key has no holes");
 
 static const char *const stat_names[] = {
 #define UTCP_STAT_NAME(name, desc) #name,
-	UTCP_STATS(UTCP_STAT_NAME)
+    UTCP_STATS(UTCP_STAT_NAME)
 #undef UTCP_STAT_NAME
 };
 static const char *const stat_descs[] = {
 #define UTCP_STAT_DESC(name, desc) desc,
-	UTCP_STATS(UTCP_STAT_DESC)
+    UTCP_STATS(UTCP_STAT_DESC)
 #undef UTCP_STAT_DESC
 };
 
@@ -45,9 +45,9 @@ utcp_config_defaults(struct utcp_config *cfg)
 	cfg->sndbuf = 2u << 20;
 	cfg->rcvbuf = 4u << 20;
 	cfg->rto_initial = UTCP_SEC(1); /* RFC 6298 2.1 */
-	cfg->rto_min = UTCP_MS(200);    /* Linux TCP_RTO_MIN */
-	cfg->rto_max = UTCP_SEC(120);   /* Linux TCP_RTO_MAX */
-	cfg->delack = UTCP_MS(40);      /* Linux TCP_DELACK_MIN */
+	cfg->rto_min = UTCP_MS(200);	/* Linux TCP_RTO_MIN */
+	cfg->rto_max = UTCP_SEC(120);	/* Linux TCP_RTO_MAX */
+	cfg->delack = UTCP_MS(40);	/* Linux TCP_DELACK_MIN */
 	cfg->time_wait = UTCP_SEC(60);
 	cfg->fin_timeout = UTCP_SEC(60);
 	cfg->syn_retries = 6;
@@ -181,13 +181,13 @@ ev_emit(struct utcp_sock *s, enum utcp_event_type type, const char *cause,
 	utcp_time_t now)
 {
 	struct utcp_event ev = {
-		.type = type,
-		.sock = s,
-		.old_state = s->state,
-		.new_state = s->state,
-		.err = s->so_error,
-		.cause = cause,
-		.now = now,
+	    .type = type,
+	    .sock = s,
+	    .old_state = s->state,
+	    .new_state = s->state,
+	    .err = s->so_error,
+	    .cause = cause,
+	    .now = now,
 	};
 
 	ev_emit_full(s->st, &ev);
@@ -197,11 +197,11 @@ void
 drop_pkt(struct utcp_stack *st, struct utcp_sock *s, int stat, utcp_time_t now)
 {
 	struct utcp_event ev = {
-		.type = UTCP_EV_DROP,
-		.sock = s,
-		.arg = (uint32_t)stat,
-		.cause = utcp_stat_name(stat),
-		.now = now,
+	    .type = UTCP_EV_DROP,
+	    .sock = s,
+	    .arg = (uint32_t)stat,
+	    .cause = utcp_stat_name(stat),
+	    .now = now,
 	};
 
 	if (s != NULL)
@@ -225,7 +225,7 @@ const struct utcp_addr *
 local_addr(struct utcp_stack *st, uint8_t family)
 {
 	const struct utcp_addr *a =
-		family == AF_INET6 ? &st->cfg.local6 : &st->cfg.local4;
+	    family == AF_INET6 ? &st->cfg.local6 : &st->cfg.local4;
 
 	return a->family == family ? a : NULL;
 }
@@ -307,11 +307,11 @@ stack_reap(struct utcp_stack *st)
 
 	while ((s = LIST_FIRST(&st->reaplist)) != NULL) {
 		struct utcp_event ev = {
-			.type = UTCP_EV_FREED,
-			.sock = s,
-			.old_state = s->state,
-			.new_state = s->state,
-			.cause = "freed",
+		    .type = UTCP_EV_FREED,
+		    .sock = s,
+		    .old_state = s->state,
+		    .new_state = s->state,
+		    .cause = "freed",
 		};
 
 		LIST_REMOVE(s, reap);
@@ -374,7 +374,7 @@ listen_unhash(struct utcp_sock *s)
 struct utcp_sock *
 listen_lookup(struct utcp_stack *st, uint8_t family, uint16_t port)
 {
-	struct utcp_lkey k = { .port = port, .family = family };
+	struct utcp_lkey k = {.port = port, .family = family};
 	struct utcp_sock *s;
 
 	HASH_FIND(hl, st->listeners, &k, sizeof(k), s);

@@ -7,17 +7,12 @@
 #include <sys/socket.h>
 
 static const char *const state_names[UTCP_NSTATES] = {
-	[UTCP_CLOSED] = "CLOSED",
-	[UTCP_LISTEN] = "LISTEN",
-	[UTCP_SYN_SENT] = "SYN-SENT",
-	[UTCP_SYN_RECEIVED] = "SYN-RECEIVED",
-	[UTCP_ESTABLISHED] = "ESTABLISHED",
-	[UTCP_CLOSE_WAIT] = "CLOSE-WAIT",
-	[UTCP_FIN_WAIT_1] = "FIN-WAIT-1",
-	[UTCP_CLOSING] = "CLOSING",
-	[UTCP_LAST_ACK] = "LAST-ACK",
-	[UTCP_FIN_WAIT_2] = "FIN-WAIT-2",
-	[UTCP_TIME_WAIT] = "TIME-WAIT",
+    [UTCP_CLOSED] = "CLOSED",		[UTCP_LISTEN] = "LISTEN",
+    [UTCP_SYN_SENT] = "SYN-SENT",	[UTCP_SYN_RECEIVED] = "SYN-RECEIVED",
+    [UTCP_ESTABLISHED] = "ESTABLISHED", [UTCP_CLOSE_WAIT] = "CLOSE-WAIT",
+    [UTCP_FIN_WAIT_1] = "FIN-WAIT-1",	[UTCP_CLOSING] = "CLOSING",
+    [UTCP_LAST_ACK] = "LAST-ACK",	[UTCP_FIN_WAIT_2] = "FIN-WAIT-2",
+    [UTCP_TIME_WAIT] = "TIME-WAIT",
 };
 
 const char *
@@ -31,13 +26,13 @@ tcp_set_state(struct utcp_sock *s, enum utcp_state ns, const char *cause,
 	      utcp_time_t now)
 {
 	struct utcp_event ev = {
-		.type = UTCP_EV_STATE,
-		.sock = s,
-		.old_state = s->state,
-		.new_state = ns,
-		.err = s->so_error,
-		.cause = cause,
-		.now = now,
+	    .type = UTCP_EV_STATE,
+	    .sock = s,
+	    .old_state = s->state,
+	    .new_state = ns,
+	    .err = s->so_error,
+	    .cause = cause,
+	    .now = now,
 	};
 
 	if (s->state == ns)
@@ -112,13 +107,13 @@ tcp_drop(struct utcp_sock *s, int err, const char *cause, utcp_time_t now)
 	if (app_sees(s) && old != UTCP_CLOSED) {
 		if (err != 0) {
 			struct utcp_event ev = {
-				.type = UTCP_EV_ERROR,
-				.sock = s,
-				.old_state = old,
-				.new_state = UTCP_CLOSED,
-				.err = err,
-				.cause = cause,
-				.now = now,
+			    .type = UTCP_EV_ERROR,
+			    .sock = s,
+			    .old_state = old,
+			    .new_state = UTCP_CLOSED,
+			    .err = err,
+			    .cause = cause,
+			    .now = now,
 			};
 
 			ev_emit_full(s->st, &ev);
@@ -152,8 +147,17 @@ tcp_established(struct utcp_sock *s, const char *cause, utcp_time_t now)
 {
 	struct utcp_sock *l = s->parent;
 
-	tcp_set_state(s, UTCP_ESTABLISHED, cause, now);
+	/* A close() during the handshake already moved on to FIN-WAIT-1. */
+	if (s->state == UTCP_SYN_SENT || s->state == UTCP_SYN_RECEIVED)
+		tcp_set_state(s, UTCP_ESTABLISHED, cause, now);
 	stat_inc(s->st, UTCP_STAT_tcp_conn_established);
+	/* RFC 6298 5.7: a handshake that needed retransmissions gave no
+	 * RTT sample: data starts with a 3 s RTO. */
+	if (s->srtt == 0) {
+		s->rto = (uint32_t)UTCP_SEC(3);
+		if (s->rto > s->st->cfg.rto_max)
+			s->rto = (uint32_t)s->st->cfg.rto_max;
+	}
 	s->quickack = TCP_MAX_QUICKACKS;
 	s->last_rcv = now;
 	s->cc->init(s);
@@ -169,13 +173,13 @@ tcp_established(struct utcp_sock *s, const char *cause, utcp_time_t now)
 		s->on_accq = true;
 		if (app_sees(l)) {
 			struct utcp_event ev = {
-				.type = UTCP_EV_ACCEPTABLE,
-				.sock = l,
-				.old_state = l->state,
-				.new_state = l->state,
-				.arg = l->accq_len,
-				.cause = cause,
-				.now = now,
+			    .type = UTCP_EV_ACCEPTABLE,
+			    .sock = l,
+			    .old_state = l->state,
+			    .new_state = l->state,
+			    .arg = l->accq_len,
+			    .cause = cause,
+			    .now = now,
 			};
 
 			ev_emit_full(s->st, &ev);
@@ -187,10 +191,6 @@ tcp_established(struct utcp_sock *s, const char *cause, utcp_time_t now)
 			ev_emit(s, UTCP_EV_WRITABLE, cause, now);
 		}
 	}
-	/* A FIN asked for during the handshake goes now (RFC 9293
-	 * 3.10.4, SYN-RECEIVED). */
-	if (s->fin_queued && s->state == UTCP_ESTABLISHED)
-		tcp_set_state(s, UTCP_FIN_WAIT_1, "close()", now);
 }
 
 void

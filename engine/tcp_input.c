@@ -11,28 +11,58 @@
 #include <sys/socket.h>
 
 static void
-rst_rcvd_event(struct utcp_sock *s, const struct wire_tcp *seg,
-	       utcp_time_t now)
+rst_rcvd_event(struct utcp_sock *s, const struct wire_tcp *seg, utcp_time_t now)
 {
 	struct utcp_event ev = {
-		.type = UTCP_EV_RST_RCVD,
-		.sock = s,
-		.old_state = s->state,
-		.new_state = s->state,
-		.seq = seg->seq,
-		.cause = "rcvd RST",
-		.now = now,
+	    .type = UTCP_EV_RST_RCVD,
+	    .sock = s,
+	    .old_state = s->state,
+	    .new_state = s->state,
+	    .seq = seg->seq,
+	    .cause = "rcvd RST",
+	    .now = now,
 	};
 
 	stat_inc(s->st, UTCP_STAT_tcp_rst_rcvd);
 	ev_emit_full(s->st, &ev);
 }
 
+/* Linux (tcp_oow_rate_limited): segments without data that are invalid
+ * get at most one ACK per 500 ms, so two stacks cannot ACK each other in
+ * a loop; data (and FIN) is always answered. */
+static bool
+oow_limited(struct utcp_sock *s, const struct wire_tcp *seg, utcp_time_t now)
+{
+	if ((seg->len > 0 || (seg->flags & TH_FIN)) && !(seg->flags & TH_SYN))
+		return false;
+	if (s->oow_acked && now - s->last_oow_ack < TCP_OOW_RATELIMIT)
+		return true;
+	s->oow_acked = true;
+	s->last_oow_ack = now;
+	return false;
+}
+
+/* Drop an invalid segment, answering with an ACK unless rate-limited. */
 static void
-challenge_ack(struct utcp_sock *s, utcp_time_t now)
+drop_with_ack(struct utcp_sock *s, const struct wire_tcp *seg, int stat,
+	      utcp_time_t now)
+{
+	drop_pkt(s->st, s, stat, now);
+	if (oow_limited(s, seg, now))
+		stat_inc(s->st, UTCP_STAT_tcp_ack_ratelimited);
+	else
+		tcp_send_ack(s, now);
+}
+
+static void
+challenge_ack(struct utcp_sock *s, const struct wire_tcp *seg, utcp_time_t now)
 {
 	/* RFC 5961: answer with an ACK at the exact RCV.NXT; a genuine
 	 * peer will reply with an acceptable RST. */
+	if (oow_limited(s, seg, now)) {
+		drop_pkt(s->st, s, UTCP_STAT_tcp_ack_ratelimited, now);
+		return;
+	}
 	drop_pkt(s->st, s, UTCP_STAT_tcp_challenge_ack, now);
 	tcp_send_ack(s, now);
 }
@@ -165,7 +195,8 @@ syn_sent_input(struct utcp_sock *s, const struct wire_ip *ip,
 	bool ack = (seg->flags & TH_ACK) != 0;
 
 	/* First: an ACK must acknowledge our SYN exactly. */
-	if (ack && (SEQ_LEQ(seg->ack, s->iss) || SEQ_GT(seg->ack, s->snd_max))) {
+	if (ack &&
+	    (SEQ_LEQ(seg->ack, s->iss) || SEQ_GT(seg->ack, s->snd_max))) {
 		drop_pkt(st, s, UTCP_STAT_drop_bad_ack, now);
 		tcp_respond_rst(st, ip, seg, "bad ACK in SYN-SENT", s, now);
 		return;
@@ -202,7 +233,9 @@ syn_sent_input(struct utcp_sock *s, const struct wire_ip *ip,
 		if (s->backoff == 0)
 			tcp_rtt_sample(s, now - s->rtx_start);
 		s->backoff = 0;
+		s->retransmits = 0;
 		s->snd_una = seg->ack;
+		s->syn_acked = true;
 		if (SEQ_LT(s->snd_nxt, s->snd_una))
 			s->snd_nxt = s->snd_una;
 		timer_cancel(s, TCPT_REXMT);
@@ -224,15 +257,16 @@ syn_sent_input(struct utcp_sock *s, const struct wire_ip *ip,
 static bool
 seq_acceptable(struct utcp_sock *s, const struct wire_tcp *seg)
 {
-	uint32_t wnd = SEQ_GT(s->rcv_adv, s->rcv_nxt) ? s->rcv_adv - s->rcv_nxt
-						       : 0;
-	uint32_t slen = seg->len + !!(seg->flags & TH_SYN) +
-			!!(seg->flags & TH_FIN);
+	uint32_t wnd =
+	    SEQ_GT(s->rcv_adv, s->rcv_nxt) ? s->rcv_adv - s->rcv_nxt : 0;
+	uint32_t slen =
+	    seg->len + !!(seg->flags & TH_SYN) + !!(seg->flags & TH_FIN);
 
 	/* RFC 9293 3.10.7.4, the four cases. */
 	if (slen == 0)
-		return wnd == 0 ? seg->seq == s->rcv_nxt
-				: SEQ_IN(seg->seq, s->rcv_nxt, s->rcv_nxt + wnd);
+		return wnd == 0
+			   ? seg->seq == s->rcv_nxt
+			   : SEQ_IN(seg->seq, s->rcv_nxt, s->rcv_nxt + wnd);
 	if (wnd == 0) {
 		/* Linux takes a bare FIN at RCV.NXT into a zero window. */
 		return seg->len == 0 && (seg->flags & TH_FIN) &&
@@ -262,6 +296,7 @@ ack_advance(struct utcp_sock *s, const struct wire_tcp *seg, utcp_time_t now)
 {
 	uint32_t acked = seg->ack - s->snd_una;
 	uint32_t data = acked < s->snd.len ? acked : s->snd.len;
+	bool sampled = false;
 
 	ring_consume(&s->snd, data);
 	s->bytes_acked += data;
@@ -273,14 +308,22 @@ ack_advance(struct utcp_sock *s, const struct wire_tcp *seg, utcp_time_t now)
 	if (s->rtt_timing && SEQ_GEQ(seg->ack, s->rtt_seq)) {
 		s->rtt_timing = false;
 		tcp_rtt_sample(s, now - s->rtt_start);
+		sampled = true;
 	} else if (s->ts_ok && (seg->opt.present & WOPT_TS) &&
-		   seg->opt.tsecr != 0 && s->backoff == 0 && !s->in_recovery) {
+		   seg->opt.tsecr != 0) {
+		/* RFC 7323 4.1: the echoed timestamp times even a
+		 * retransmitted segment. */
 		uint32_t ms = tcp_now_ts(s, now) - seg->opt.tsecr;
 
-		if (ms < 60000)
+		if (ms < 60000) {
 			tcp_rtt_sample(s, UTCP_MS(ms ? ms : 1));
+			sampled = true;
+		}
 	}
-	s->backoff = 0;
+	/* RFC 6298 5.7 / Karn: the backed-off RTO stays until a valid
+	 * RTT sample (Linux: "only reset backoff on valid RTT"). */
+	if (sampled)
+		s->backoff = 0;
 	s->retransmits = 0;
 	sack_prune(s);
 	if (s->in_recovery) {
@@ -361,7 +404,9 @@ ack_input(struct utcp_sock *s, const struct wire_ip *ip,
 	uint32_t nwnd = (uint32_t)seg->wnd << s->snd_wscale;
 	bool wnd_changed = false;
 
-	if (s->state == UTCP_SYN_RECEIVED) {
+	/* Our SYN|ACK awaits its ACK: SYN-RECEIVED, or FIN-WAIT-1 after a
+	 * close() during the handshake. */
+	if (!s->syn_acked) {
 		struct utcp_sock *l = s->parent;
 
 		/* SND.UNA < SEG.ACK =< SND.NXT, else <SEQ=SEG.ACK><RST>. */
@@ -382,7 +427,9 @@ ack_input(struct utcp_sock *s, const struct wire_ip *ip,
 		if (s->backoff == 0)
 			tcp_rtt_sample(s, now - s->rtx_start);
 		s->backoff = 0;
+		s->retransmits = 0;
 		s->snd_una = s->iss + 1;
+		s->syn_acked = true;
 		if (SEQ_LT(s->snd_nxt, s->snd_una))
 			s->snd_nxt = s->snd_una;
 		s->snd_wnd = nwnd;
@@ -390,17 +437,17 @@ ack_input(struct utcp_sock *s, const struct wire_ip *ip,
 		s->snd_wl1 = seg->seq;
 		s->snd_wl2 = seg->ack;
 		timer_cancel(s, TCPT_REXMT);
+		tcp_rearm_rexmt(s, now); /* a FIN may be out already */
 		tcp_established(s, "rcvd ACK", now);
 	}
 	/* RFC 5961 5.2: an ACK older than the window's worth is suspect. */
 	if (SEQ_LT(seg->ack, s->snd_una - s->max_sndwnd)) {
-		challenge_ack(s, now);
+		challenge_ack(s, seg, now);
 		return false;
 	}
 	/* An ACK for something not yet sent: ACK and drop (RFC 9293). */
 	if (SEQ_GT(seg->ack, s->snd_max)) {
-		drop_pkt(st, s, UTCP_STAT_drop_bad_ack, now);
-		tcp_send_ack(s, now);
+		drop_with_ack(s, seg, UTCP_STAT_drop_bad_ack, now);
 		return false;
 	}
 	s->last_ack_recv = now;
@@ -484,8 +531,8 @@ data_input(struct utcp_sock *s, const struct wire_tcp *seg, bool *fin,
 	}
 	/* Trim what lies past the offered window (and the FIN with it). */
 	if (len > 0) {
-		uint32_t edge = SEQ_GT(s->rcv_adv, s->rcv_nxt) ? s->rcv_adv
-							      : s->rcv_nxt;
+		uint32_t edge =
+		    SEQ_GT(s->rcv_adv, s->rcv_nxt) ? s->rcv_adv : s->rcv_nxt;
 
 		if (SEQ_GT(seq + len, edge)) {
 			len = SEQ_GT(edge, seq) ? edge - seq : 0;
@@ -522,7 +569,8 @@ data_input(struct utcp_sock *s, const struct wire_tcp *seg, bool *fin,
 		s->rcv_mss = seg->len;
 	if (seq != s->rcv_nxt) {
 		/* Out of order: keep it, SACK it, ACK at once. */
-		int err = reass_add(&s->ooo, seq, seq + len, TCP_MAX_OOO_BLOCKS);
+		int err =
+		    reass_add(&s->ooo, seq, seq + len, TCP_MAX_OOO_BLOCKS);
 
 		if (err == 0)
 			err = ring_write_at(&s->rcv, off, data, len);
@@ -621,8 +669,7 @@ fin_input(struct utcp_sock *s, utcp_time_t now)
 static bool
 paws_reject(struct utcp_sock *s, const struct wire_tcp *seg, utcp_time_t now)
 {
-	if (!s->ts_ok || !(seg->opt.present & WOPT_TS) ||
-	    (seg->flags & TH_RST))
+	if (!s->ts_ok || !(seg->opt.present & WOPT_TS) || (seg->flags & TH_RST))
 		return false;
 	if (SEQ_GEQ(seg->opt.tsval, s->ts_recent))
 		return false;
@@ -665,13 +712,13 @@ sync_input(struct utcp_sock *s, const struct wire_ip *ip,
 			return;
 		}
 	}
-	if (s->state == UTCP_SYN_RECEIVED && (seg->flags & TH_SYN) &&
-	    seg->seq == s->irs) {
+	if (!s->syn_acked && (seg->flags & TH_SYN) && seg->seq == s->irs) {
 		/* Their SYN again: a lost SYN|ACK (Linux resends it), or
 		 * the SYN|ACK of a simultaneous open, whose SYN is old and
 		 * whose ACK counts (RFC 9293 figure 7). */
 		if (!(seg->flags & TH_ACK)) {
-			tcp_send_ack(s, now);
+			if (!oow_limited(s, seg, now))
+				tcp_send_ack(s, now);
 			return;
 		}
 		trimmed = *seg;
@@ -680,8 +727,7 @@ sync_input(struct utcp_sock *s, const struct wire_ip *ip,
 		seg = &trimmed;
 	}
 	if (paws_reject(s, seg, now)) {
-		drop_pkt(st, s, UTCP_STAT_drop_paws, now);
-		tcp_send_ack(s, now);
+		drop_with_ack(s, seg, UTCP_STAT_drop_paws, now);
 		return;
 	}
 	/* First: sequence number. */
@@ -691,12 +737,17 @@ sync_input(struct utcp_sock *s, const struct wire_ip *ip,
 			drop_pkt(st, s, UTCP_STAT_drop_rst_out_of_window, now);
 			return;
 		}
-		drop_pkt(st, s, UTCP_STAT_drop_out_of_window, now);
+		/* RFC 5961 4.2: a SYN, whatever its sequence number, gets
+		 * a challenge ACK (Linux: syn_challenge). */
+		if ((seg->flags & TH_SYN) && s->state != UTCP_TIME_WAIT) {
+			challenge_ack(s, seg, now);
+			return;
+		}
 		/* RFC 9293 3.10.7.4: TIME-WAIT restarts 2MSL on a
 		 * retransmitted FIN. */
 		if (s->state == UTCP_TIME_WAIT && fin)
 			timer_set(s, TCPT_2MSL, now + st->cfg.time_wait);
-		tcp_send_ack(s, now);
+		drop_with_ack(s, seg, UTCP_STAT_drop_out_of_window, now);
 		return;
 	}
 	s->last_rcv = now;
@@ -712,7 +763,7 @@ sync_input(struct utcp_sock *s, const struct wire_ip *ip,
 	if (seg->flags & TH_RST) {
 		/* RFC 5961 3.2: only the exact RCV.NXT resets. */
 		if (seg->seq != s->rcv_nxt) {
-			challenge_ack(s, now);
+			challenge_ack(s, seg, now);
 			return;
 		}
 		rst_rcvd_event(s, seg, now);
@@ -743,7 +794,7 @@ sync_input(struct utcp_sock *s, const struct wire_ip *ip,
 	}
 	/* Fourth: SYN in a synchronized state (RFC 5961 4.2). */
 	if (seg->flags & TH_SYN) {
-		challenge_ack(s, now);
+		challenge_ack(s, seg, now);
 		return;
 	}
 	/* Fifth: ACK. */
@@ -766,8 +817,8 @@ sync_input(struct utcp_sock *s, const struct wire_ip *ip,
 			if (!s->app_owned && s->parent == NULL &&
 			    seg->len > 0 &&
 			    SEQ_GT(seg->seq + seg->len, s->rcv_nxt)) {
-				drop_pkt(st, s,
-					 UTCP_STAT_drop_data_after_close, now);
+				drop_pkt(st, s, UTCP_STAT_drop_data_after_close,
+					 now);
 				tcp_respond_rst(st, ip, seg, "data after close",
 						s, now);
 				tcp_drop(s, ECONNRESET, "data after close",

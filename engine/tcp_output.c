@@ -40,8 +40,8 @@ sack_opt_len(const struct utcp_sock *s)
 uint16_t
 tcp_adv_mss(const struct utcp_sock *s)
 {
-	uint32_t mss = s->st->cfg.mtu - (uint32_t)wire_ip_hlen(s->tuple.family) -
-		       WIRE_TCP_HLEN;
+	uint32_t mss = s->st->cfg.mtu -
+		       (uint32_t)wire_ip_hlen(s->tuple.family) - WIRE_TCP_HLEN;
 
 	if (s->user_mss && s->user_mss < mss)
 		mss = s->user_mss;
@@ -52,9 +52,10 @@ void
 tcp_set_mss(struct utcp_sock *s)
 {
 	/* RFC 9293 3.7.1: 536 (IPv4) when the peer sent no MSS option. */
-	uint32_t peer = s->peer_mss ? s->peer_mss
-				    : (s->tuple.family == AF_INET6 ? 1220
-								   : UTCP_MSS_DEFAULT);
+	uint32_t peer =
+	    s->peer_mss
+		? s->peer_mss
+		: (s->tuple.family == AF_INET6 ? 1220 : UTCP_MSS_DEFAULT);
 	uint32_t mss = tcp_adv_mss(s);
 
 	if (peer < mss)
@@ -76,16 +77,27 @@ tcp_pick_wscale(uint32_t rcvbuf)
 	return ws;
 }
 
+/* The largest window the header can carry with our scale. */
+static uint32_t
+max_window(const struct utcp_sock *s)
+{
+	uint64_t m = (uint64_t)65535 << s->rcv_wscale;
+
+	return m < s->rcvbuf ? (uint32_t)m : s->rcvbuf;
+}
+
 uint32_t
 tcp_rcv_window(struct utcp_sock *s)
 {
 	uint32_t space = s->rcvbuf > s->rcv.len ? s->rcvbuf - s->rcv.len : 0;
-	uint32_t cur = SEQ_GT(s->rcv_adv, s->rcv_nxt) ? s->rcv_adv - s->rcv_nxt
-						       : 0;
+	uint32_t cur =
+	    SEQ_GT(s->rcv_adv, s->rcv_nxt) ? s->rcv_adv - s->rcv_nxt : 0;
 	uint32_t thresh = s->rcvbuf / 2;
 
 	if (s->mss < thresh)
 		thresh = s->mss;
+	if (space > max_window(s))
+		space = max_window(s);
 	/* RFC 9293 3.8.6.2.2: never shrink what was offered, and open the
 	 * window only by min(RCV.BUFF / 2, MSS) or more (receiver SWS). */
 	if (space <= cur || space - cur < thresh)
@@ -137,7 +149,7 @@ tcp_xmit(struct utcp_sock *s, uint32_t seq, uint32_t len, uint8_t flags,
 		if ((flags & TH_ACK) && !(flags & TH_RST) && sack_opt_len(s)) {
 			seg.opt.present |= WOPT_SACK;
 			seg.opt.nsack = (uint8_t)reass_sack(
-				&s->ooo, seg.opt.sack, s->ts_ok ? 3 : 4);
+			    &s->ooo, seg.opt.sack, s->ts_ok ? 3 : 4);
 		}
 	}
 	/* The window: unscaled in a SYN (RFC 7323 2.2). */
@@ -217,11 +229,11 @@ rst_event(struct utcp_stack *st, struct utcp_sock *s, uint32_t seq,
 	  const char *cause, utcp_time_t now)
 {
 	struct utcp_event ev = {
-		.type = UTCP_EV_RST_SENT,
-		.sock = s,
-		.seq = seq,
-		.cause = cause,
-		.now = now,
+	    .type = UTCP_EV_RST_SENT,
+	    .sock = s,
+	    .seq = seq,
+	    .cause = cause,
+	    .now = now,
 	};
 
 	if (s != NULL)
@@ -273,24 +285,24 @@ tcp_respond_rst(struct utcp_stack *st, const struct wire_ip *ip,
 }
 
 static void
-retransmit_event(struct utcp_sock *s, uint32_t seq, utcp_time_t now)
+retransmit_event(struct utcp_sock *s, uint32_t seq, const char *cause,
+		 utcp_time_t now)
 {
 	struct utcp_event ev = {
-		.type = UTCP_EV_RETRANSMIT,
-		.sock = s,
-		.old_state = s->state,
-		.new_state = s->state,
-		.seq = seq,
-		.arg = s->backoff,
-		.cause = s->backoff ? "timeout" : "fast retransmit",
-		.now = now,
+	    .type = UTCP_EV_RETRANSMIT,
+	    .sock = s,
+	    .old_state = s->state,
+	    .new_state = s->state,
+	    .seq = seq,
+	    .arg = s->backoff,
+	    .cause = cause,
+	    .now = now,
 	};
 
 	stat_inc(s->st, UTCP_STAT_tcp_retransmit);
 	/* Karn: an ACK for timed data may now be for either copy. */
 	s->rtt_timing = false;
 	s->total_retrans++;
-	s->retransmits++;
 	ev_emit_full(s->st, &ev);
 }
 
@@ -299,10 +311,10 @@ send_syn(struct utcp_sock *s, utcp_time_t now)
 {
 	uint8_t flags = TH_SYN;
 
-	if (s->state == UTCP_SYN_RECEIVED)
+	if (s->state != UTCP_SYN_SENT)
 		flags |= TH_ACK;
 	if (s->snd_max != s->iss)
-		retransmit_event(s, s->iss, now);
+		retransmit_event(s, s->iss, "timeout", now);
 	else
 		s->rtx_start = now;
 	tcp_xmit(s, s->iss, 0, flags, now);
@@ -348,10 +360,25 @@ output(struct utcp_sock *s, utcp_time_t now, bool force)
 	default:
 		break;
 	}
+	if (!s->syn_acked) {
+		/* Closed during the handshake: SYN|ACK, then FIN. */
+		if (SEQ_LEQ(s->snd_nxt, s->iss))
+			send_syn(s, now);
+		if (s->fin_queued && s->snd_nxt == s->iss + 1) {
+			tcp_xmit(s, s->iss + 1, 0, TH_ACK | TH_FIN, now);
+			s->snd_nxt = s->iss + 2;
+			if (SEQ_GT(s->snd_nxt, s->snd_max))
+				s->snd_max = s->snd_nxt;
+		} else if (s->ack_now) {
+			tcp_send_ack(s, now);
+		}
+		return 0;
+	}
 	for (;;) {
 		uint32_t off = s->snd_nxt - s->snd_una;
 		uint32_t left = off < s->snd.len ? s->snd.len - off : 0;
-		uint32_t maxseg = s->mss - tcp_seg_opts_len(s) - sack_opt_len(s);
+		uint32_t maxseg =
+		    s->mss - tcp_seg_opts_len(s) - sack_opt_len(s);
 		uint32_t flight = off, wroom, croom, usable;
 		uint32_t len = left, seq = s->snd_nxt, sent, end;
 		bool fin;
@@ -372,7 +399,7 @@ output(struct utcp_sock *s, utcp_time_t now, bool force)
 				len = hlen < maxseg ? hlen : maxseg;
 				if (len > dl)
 					len = dl;
-				retransmit_event(s, hseq, now);
+				retransmit_event(s, hseq, "fast recovery", now);
 				sent = tcp_xmit(s, hseq, len, TH_ACK, now);
 				s->bytes_retrans += sent;
 				s->rtx_hi = hseq + sent;
@@ -386,8 +413,8 @@ output(struct utcp_sock *s, utcp_time_t now, bool force)
 			/* Going back after a timeout: skip what the peer
 			 * holds, and stop each segment at its next SACK. */
 			if (sack_covered(s, seq, &end)) {
-				s->snd_nxt = SEQ_LT(end, s->snd_max) ? end
-								    : s->snd_max;
+				s->snd_nxt =
+				    SEQ_LT(end, s->snd_max) ? end : s->snd_max;
 				continue;
 			}
 			end = sack_next_start(s, seq);
@@ -403,7 +430,7 @@ output(struct utcp_sock *s, utcp_time_t now, bool force)
 			len = maxseg;
 		/* FIN after the last byte, if the peer's window has room
 		 * for it (Linux checks the FIN against the window too). */
-		fin = s->fin_queued && off <= s->snd.len &&
+		fin = s->fin_queued && !s->fin_acked && off <= s->snd.len &&
 		      off + len == s->snd.len &&
 		      off + len + 1 <= (s->snd_wnd ? s->snd_wnd : 0);
 		if (len > 0 && len < maxseg && !force) {
@@ -449,10 +476,12 @@ output(struct utcp_sock *s, utcp_time_t now, bool force)
 		if (s->snd_max == s->snd_una)
 			s->rtx_start = now;
 		if (SEQ_LT(seq, s->snd_max))
-			retransmit_event(s, seq, now);
+			retransmit_event(s, seq, "timeout", now);
 		sent = tcp_xmit(s, seq, len, flags, now);
 		if (sent < len)
 			fin = false; /* an MTU clamp: FIN rides later */
+		if (sent == 0 && !fin)
+			break; /* no room at all: never spin */
 		if (SEQ_GEQ(seq, s->snd_max)) {
 			if (!s->rtt_timing && sent > 0) {
 				s->rtt_timing = true;
@@ -491,8 +520,7 @@ output(struct utcp_sock *s, utcp_time_t now, bool force)
 		    (finwait && s->snd_wnd == 0)) {
 			s->persist_backoff = 0;
 			s->persist_start = now;
-			timer_set(s, TCPT_PERSIST,
-				  now + tcp_rto_backed_off(s));
+			timer_set(s, TCPT_PERSIST, now + tcp_rto_backed_off(s));
 		}
 	}
 	return 0;
@@ -521,7 +549,7 @@ tcp_maybe_window_update(struct utcp_sock *s, utcp_time_t now)
 	cur = SEQ_GT(s->rcv_adv, s->rcv_nxt) ? s->rcv_adv - s->rcv_nxt : 0;
 	/* Linux (tcp_cleanup_rbuf): tell the peer once the window we could
 	 * offer is at least twice what it still sees. */
-	if (2 * (uint64_t)cur > s->rcvbuf)
+	if (2 * (uint64_t)cur > max_window(s))
 		return;
 	nw = tcp_rcv_window(s);
 	if (nw > 0 && nw >= 2 * cur && nw - cur >= s->mss)
@@ -554,7 +582,7 @@ tcp_retransmit_una(struct utcp_sock *s, utcp_time_t now)
 		flags |= TH_FIN;
 	if (len > 0 && len == s->snd.len)
 		flags |= TH_PSH;
-	retransmit_event(s, s->snd_una, now);
+	retransmit_event(s, s->snd_una, "fast retransmit", now);
 	sent = tcp_xmit(s, s->snd_una, len, flags, now);
 	/* Karn: whatever was being timed may now be ambiguous. */
 	s->rtt_timing = false;

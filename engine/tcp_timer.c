@@ -50,7 +50,8 @@ heap_down(struct utcp_stack *st, uint32_t i)
 
 		if (c >= st->heap_len)
 			break;
-		if (c + 1 < st->heap_len && heap_less(st->heap[c + 1], st->heap[c]))
+		if (c + 1 < st->heap_len &&
+		    heap_less(st->heap[c + 1], st->heap[c]))
 			c++;
 		if (!heap_less(st->heap[c], s))
 			break;
@@ -95,11 +96,10 @@ heap_update(struct utcp_sock *s)
 		if (st->heap_len == st->heap_cap) {
 			uint32_t ncap = st->heap_cap ? st->heap_cap * 2 : 64;
 			struct utcp_sock **nh =
-				realloc(st->heap, ncap * sizeof(*nh));
+			    realloc(st->heap, ncap * sizeof(*nh));
 
-			/* Without room the timer cannot run: keep the
-			 * connection alive by treating it as due now
-			 * on the next insert attempt. */
+			/* Out of memory: this socket's timers wait until
+			 * its next timer_set() finds room. */
 			if (nh == NULL)
 				return;
 			st->heap = nh;
@@ -235,7 +235,11 @@ rexmt_fire(struct utcp_sock *s, utcp_time_t now)
 		unsigned limit = s->state == UTCP_SYN_SENT ? c->syn_retries
 							   : c->synack_retries;
 
-		if (s->backoff >= limit || timed_out_user(s, s->rtx_start, now)) {
+		/* TCP_SYNCNT overrides the stack's SYN retries. */
+		if (s->state == UTCP_SYN_SENT && s->syncnt > 0)
+			limit = (unsigned)s->syncnt;
+		if (s->retransmits >= limit ||
+		    timed_out_user(s, s->rtx_start, now)) {
 			stat_inc(st, UTCP_STAT_tcp_retrans_timeout);
 			if (s->passive) {
 				/* An embryo just goes away (Linux). */
@@ -250,6 +254,7 @@ rexmt_fire(struct utcp_sock *s, utcp_time_t now)
 		}
 		stat_inc(st, UTCP_STAT_tcp_rto_expired);
 		s->backoff++;
+		s->retransmits++;
 		s->rtt_timing = false;
 		s->snd_nxt = s->iss;
 		tcp_output(s, now);
@@ -269,19 +274,20 @@ rexmt_fire(struct utcp_sock *s, utcp_time_t now)
 		tcp_drop(s, ETIMEDOUT, "TCP_USER_TIMEOUT", now);
 		return;
 	}
-	if (s->backoff >= c->retries2 && !s->user_timeout) {
+	if (s->retransmits >= c->retries2 && !s->user_timeout) {
 		stat_inc(st, UTCP_STAT_tcp_retrans_timeout);
 		tcp_drop(s, ETIMEDOUT, "retransmission limit", now);
 		return;
 	}
 	stat_inc(st, UTCP_STAT_tcp_rto_expired);
-	/* RFC 5681 3.1 (eq. 4) and 3.5: halve, restart from one segment. */
-	if (s->backoff == 0 || !s->in_recovery)
+	/* RFC 5681 3.1 (eq. 4) and 3.5: halve on the first timeout (not
+	 * again in recovery, as Linux), restart from one segment. */
+	if (s->retransmits == 0 && !s->in_recovery)
 		s->ssthresh = s->cc->ssthresh(s, now);
 	s->cwnd = s->mss;
 	/* RFC 6675 5.1: keep the scoreboard to skip what the peer holds,
 	 * but a second timeout may mean it reneged: forget it. */
-	if (s->backoff > 0)
+	if (s->retransmits > 0)
 		sack_clear(s);
 	s->sack_recovery = false;
 	s->in_recovery = false;
@@ -289,6 +295,7 @@ rexmt_fire(struct utcp_sock *s, utcp_time_t now)
 	s->dupacks = 0;
 	s->cc_epoch = 0;
 	s->backoff++;
+	s->retransmits++;
 	/* Karn: no RTT sample from a retransmitted segment. */
 	s->rtt_timing = false;
 	s->snd_nxt = s->snd_una;
@@ -332,14 +339,14 @@ persist_fire(struct utcp_sock *s, utcp_time_t now)
 	s->probes++;
 	{
 		struct utcp_event ev = {
-			.type = UTCP_EV_ZERO_WINDOW,
-			.sock = s,
-			.old_state = s->state,
-			.new_state = s->state,
-			.arg = s->probes,
-			.seq = s->snd_una - 1,
-			.cause = "zero-window probe",
-			.now = now,
+		    .type = UTCP_EV_ZERO_WINDOW,
+		    .sock = s,
+		    .old_state = s->state,
+		    .new_state = s->state,
+		    .arg = s->probes,
+		    .seq = s->snd_una - 1,
+		    .cause = "zero-window probe",
+		    .now = now,
 		};
 
 		ev_emit_full(s->st, &ev);
@@ -393,14 +400,14 @@ keep_fire(struct utcp_sock *s, utcp_time_t now)
 	stat_inc(s->st, UTCP_STAT_tcp_keepalive_probe);
 	{
 		struct utcp_event ev = {
-			.type = UTCP_EV_KEEPALIVE,
-			.sock = s,
-			.old_state = s->state,
-			.new_state = s->state,
-			.arg = s->probes,
-			.seq = s->snd_una - 1,
-			.cause = "keepalive probe",
-			.now = now,
+		    .type = UTCP_EV_KEEPALIVE,
+		    .sock = s,
+		    .old_state = s->state,
+		    .new_state = s->state,
+		    .arg = s->probes,
+		    .seq = s->snd_una - 1,
+		    .cause = "keepalive probe",
+		    .now = now,
 		};
 
 		ev_emit_full(s->st, &ev);

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0,
-					     0, 0, 0, 0, 0xff, 0xff };
+static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0,    0,
+					    0, 0, 0, 0, 0xff, 0xff};
 
 static bool
 all_zero(const uint8_t *p, size_t n)
@@ -33,8 +33,8 @@ utcp_socket(struct utcp_stack *st, int family)
 
 /* The address a socket of s->family gives for a wire address. */
 static void
-export_addr(const struct utcp_sock *s, uint8_t wire_family,
-	    const uint8_t *ip, uint16_t port, struct utcp_addr *a)
+export_addr(const struct utcp_sock *s, uint8_t wire_family, const uint8_t *ip,
+	    uint16_t port, struct utcp_addr *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->family = s->family;
@@ -145,7 +145,7 @@ utcp_listen(struct utcp_sock *s, int backlog)
 	if (s->state != UTCP_CLOSED || s->app_owned == false)
 		return -EINVAL;
 	if (!s->bound) {
-		struct utcp_addr any = { .family = s->family };
+		struct utcp_addr any = {.family = s->family};
 
 		if ((err = utcp_bind(s, &any)) != 0)
 			return err;
@@ -216,6 +216,7 @@ utcp_connect(struct utcp_sock *s, const struct utcp_addr *remote,
 	s->so_error = 0;
 	s->shut_rd = s->shut_wr = false;
 	s->fin_queued = s->fin_rcvd = s->fin_acked = s->ooo_fin = false;
+	s->syn_acked = false;
 	s->iss = isn_make(st, &t, now);
 	s->snd_una = s->snd_nxt = s->snd_max = s->iss;
 	s->recover = s->iss;
@@ -340,9 +341,13 @@ utcp_recv(struct utcp_sock *s, void *buf, size_t len, int flags,
 		}
 		return n;
 	}
+	/* Linux (tcp_recvmsg): after their FIN, reads see end of stream
+	 * even if an error came later; send() and SO_ERROR report it. */
+	if (s->fin_rcvd)
+		return 0;
 	if (s->so_error)
 		return take_error(s);
-	if (s->fin_rcvd || s->shut_rd)
+	if (s->shut_rd)
 		return 0;
 	switch (s->state) {
 	case UTCP_LISTEN:
@@ -387,8 +392,10 @@ queue_fin(struct utcp_sock *s, const char *cause, utcp_time_t now)
 		tcp_set_state(s, UTCP_LAST_ACK, cause, now);
 		break;
 	case UTCP_SYN_RECEIVED:
-		/* RFC 9293 3.10.4: the FIN follows the handshake. */
+		/* RFC 9293 3.10.4 (and Linux): form a FIN, send it, enter
+		 * FIN-WAIT-1; it follows our SYN. */
 		s->fin_queued = true;
+		tcp_set_state(s, UTCP_FIN_WAIT_1, cause, now);
 		break;
 	default:
 		return;
@@ -455,8 +462,9 @@ utcp_close(struct utcp_sock *s, utcp_time_t now)
 		if (s->rcv.len > 0 || (s->linger_on && s->linger == 0)) {
 			/* RFC 9293 3.10.4 / Linux: unread data (or
 			 * SO_LINGER {1, 0}) aborts with RST. */
-			const char *why = s->rcv.len > 0 ? "close() with unread data"
-							 : "close() with SO_LINGER 0";
+			const char *why = s->rcv.len > 0
+					      ? "close() with unread data"
+					      : "close() with SO_LINGER 0";
 
 			if (s->state != UTCP_TIME_WAIT &&
 			    s->state != UTCP_LAST_ACK &&

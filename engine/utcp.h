@@ -97,6 +97,7 @@ const char *utcp_state_name(int state);
 	X(tcp_rst_sent, "RSTs sent")                                         \
 	X(tcp_rst_rcvd, "RSTs received")                                     \
 	X(tcp_challenge_ack, "challenge ACKs sent (RFC 5961)")               \
+	X(tcp_ack_ratelimited, "ACKs to invalid segments held back (500 ms)") \
 	X(tcp_ooo_queued, "out-of-order segments queued")                    \
 	X(tcp_keepalive_probe, "keepalive probes sent")                      \
 	X(tcp_keepalive_timeout, "connections dropped by keepalive")         \

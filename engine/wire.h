@@ -89,14 +89,13 @@ struct wire_tcp {
 uint64_t wire_sum(const void *data, size_t len, uint64_t acc);
 uint16_t wire_fold(uint64_t acc); /* ~sum, ready to store */
 /* Sum of the TCP pseudo-header (RFC 9293 3.1, RFC 8200 8.1). */
-uint64_t wire_pseudo_sum(uint8_t family, const uint8_t *src,
-			 const uint8_t *dst, uint8_t proto, uint32_t len);
+uint64_t wire_pseudo_sum(uint8_t family, const uint8_t *src, const uint8_t *dst,
+			 uint8_t proto, uint32_t len);
 
 int wire_ip_parse(const uint8_t *pkt, size_t len, struct wire_ip *ip);
 int wire_tcp_parse(const struct wire_ip *ip, struct wire_tcp *seg);
 /* Options only (data offset already checked): 0 or drop_tcp_bad_options. */
-int wire_tcp_parse_opts(const uint8_t *p, size_t len,
-			struct wire_tcp_opts *o);
+int wire_tcp_parse_opts(const uint8_t *p, size_t len, struct wire_tcp_opts *o);
 
 /* IP header length for a family (20 or 40). */
 size_t wire_ip_hlen(uint8_t family);
@@ -113,7 +112,7 @@ size_t wire_tcp_opts_len(const struct wire_tcp_opts *o);
 /* Write a TCP header with options at buf; the payload (len bytes) must
  * already sit right after where the options end. Fills the checksum.
  * Returns header length. */
-size_t wire_tcp_emit(uint8_t *buf, const struct wire_tcp *seg,
-		     uint8_t family, const uint8_t *src, const uint8_t *dst);
+size_t wire_tcp_emit(uint8_t *buf, const struct wire_tcp *seg, uint8_t family,
+		     const uint8_t *src, const uint8_t *dst);
 
 #endif

@@ -28,7 +28,7 @@ wire_sum(const void *data, size_t len, uint64_t acc)
 		len -= 2;
 	}
 	if (len != 0) {
-		uint8_t b[2] = { p[0], 0 };
+		uint8_t b[2] = {p[0], 0};
 		uint16_t w;
 
 		memcpy(&w, b, 2);

@@ -66,8 +66,8 @@ wire_tcp_parse_opts(const uint8_t *p, size_t len, struct wire_tcp_opts *o)
 				o->present |= WOPT_WSCALE;
 				/* RFC 7323 2.3: a shift above 14 means 14. */
 				o->wscale = p[2] > WIRE_MAX_WSCALE
-						    ? WIRE_MAX_WSCALE
-						    : p[2];
+						? WIRE_MAX_WSCALE
+						: p[2];
 			}
 			break;
 		case TCPOPT_SACK_PERM:
@@ -88,8 +88,7 @@ wire_tcp_parse_opts(const uint8_t *p, size_t len, struct wire_tcp_opts *o)
 				o->nsack = (uint8_t)((olen - 2) / 8);
 				for (int i = 0; i < o->nsack; i++) {
 					o->sack[i].left = get32(p + 2 + 8 * i);
-					o->sack[i].right =
-						get32(p + 6 + 8 * i);
+					o->sack[i].right = get32(p + 6 + 8 * i);
 				}
 			}
 			break;

@@ -244,9 +244,15 @@ connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 
 	if (e == NULL)
 		return LIBC(connect)(fd, sa, len);
+	uint64_t t0 = utcp_trace_start();
+	uint32_t id = e->id;
 	r = sock_connect(fd, e, sa, len);
 	utcp_debug("connect(%d, %s) = %s", fd,
 		   sa != NULL ? utcp_fmt_addr(sa, len, a, sizeof(a)) : "NULL",
 		   r < 0 ? strerrordesc_np(-r) : "0");
+	if (unlikely(t0 != 0))
+		utcp_trace_call(t0, "connect", id, fd, r, "%d, %s", fd,
+				sa != NULL ? utcp_fmt_addr(sa, len, a, sizeof(a))
+					   : "NULL");
 	return utcp_ret(r);
 }

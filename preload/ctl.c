@@ -116,6 +116,7 @@ hello(int fd)
 	utcp_req_init(&req, UTCP_OP_HELLO, 0);
 	req.arg[0] = UTCP_IPC_VERSION;
 	req.arg[1] = (int32_t)getpid();
+	req.arg[2] = (int32_t)utcp_trace_tag; /* ipc.h, "Tracing" */
 	if ((r = utcp_ipc_send(fd, &req, sizeof(req), -1)) < 0 ||
 	    (r = utcp_ipc_recv(fd, &rep, sizeof(rep), NULL, 0)) < 0) {
 		/* The daemon hangs up at once on a peer whose uid it does
@@ -128,6 +129,12 @@ hello(int fd)
 		return -EPROTONOSUPPORT;
 	if (rep.val <= 0)
 		return -EPROTO;
+	if (utcp_trace_tag != 0) {
+		uint32_t caps = 0;
+		if (rep.len >= sizeof(caps))
+			memcpy(&caps, rep.data, sizeof(caps));
+		utcp_trace_daemon_caps(caps);
+	}
 	old = __atomic_exchange_n(&daemon_pid, (pid_t)rep.val, __ATOMIC_RELAXED);
 	if (old != 0 && old != (pid_t)rep.val) {
 		/* A new daemon numbers its sockets afresh: an old entry's id

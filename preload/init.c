@@ -9,6 +9,7 @@
  *                  the kernel's (said once on stderr); otherwise socket()
  *                  fails (see socket.c)
  *   UTCP_POLICY    see connect.c
+ *   UTCP_TRACE_TAG set by `utcp run --trace`: report calls (trace.c)
  */
 #include "preload.h"
 
@@ -133,6 +134,7 @@ init_once(void)
 	}
 	if ((s = getenv("UTCP_POLICY")) != NULL && s[0] != '\0')
 		parse_policy(s);
+	utcp_trace_init();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	utcp_debug("[%d] loaded: socket %s, loopback %s%s", (int)getpid(),
 		   utcp_ipc_socket_path(),

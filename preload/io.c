@@ -48,37 +48,58 @@ utcp_pending_error(int fd)
 	return err > 0 ? err : 0;
 }
 
+/* Under `utcp run --trace`, a data call on an engine socket that ends
+ * the stream or fails is reported (EAGAIN and EINTR are not: a poll loop
+ * would drown the trace). Successful transfers are not calls we act on. */
+static void
+trace_data(uint64_t t0, const char *name, int fd, ssize_t r, size_t n)
+{
+	uint32_t id = utcp_fd_id(fd);
+	int e = errno;
+
+	if (!utcp_id_ours(id) || (r < 0 && (e == EAGAIN || e == EINTR)))
+		return;
+	utcp_trace_call(t0, name, id, fd, r < 0 ? -e : r, "%d, %zu", fd, n);
+}
+
 /* After a read-side call that did not return data. */
 static ssize_t
-recv_result(int fd, ssize_t r, size_t want)
+recv_result(int fd, ssize_t r, size_t want, const char *name, uint64_t t0)
 {
 	int err;
 
 	if (r == 0 && want == 0)
 		return 0;
 	if (r < 0 && errno != ECONNRESET)
-		return r;
+		goto out;
 	if ((err = utcp_pending_error(fd)) == 0)
-		return r;
+		goto out;
 	errno = err;
-	return -1;
+	r = -1;
+out:
+	if (unlikely(t0 != 0))
+		trace_data(t0, name, fd, r, want);
+	return r;
 }
 
 /* After a write-side call on our fd failed. */
 static ssize_t
-send_failed(int fd, int flags)
+send_failed(int fd, int flags, const char *name, uint64_t t0, size_t n)
 {
 	int e = errno, err;
 
 	if (e != EPIPE && e != ECONNRESET)
-		return -1;
+		goto out;
 	if ((err = utcp_pending_error(fd)) != 0) {
 		errno = err;
-		return -1;
+		goto out;
 	}
 	if (e == EPIPE && !(flags & MSG_NOSIGNAL))
 		raise(SIGPIPE);
 	errno = e;
+out:
+	if (unlikely(t0 != 0))
+		trace_data(t0, name, fd, -1, n);
 	return -1;
 }
 
@@ -95,11 +116,12 @@ iov_total(const struct iovec *iov, size_t n)
 static ssize_t
 do_read(int fd, void *buf, size_t n)
 {
+	uint64_t t0 = utcp_trace_start();
 	ssize_t r = LIBC(read)(fd, buf, n);
 
 	if (likely(r > 0))
 		return r;
-	return recv_result(fd, r, n);
+	return recv_result(fd, r, n, "read", t0);
 }
 
 UTCP_EXPORT ssize_t
@@ -119,21 +141,24 @@ __read_chk(int fd, void *buf, size_t n, size_t buflen)
 UTCP_EXPORT ssize_t
 readv(int fd, const struct iovec *iov, int cnt)
 {
+	uint64_t t0 = utcp_trace_start();
 	ssize_t r = LIBC(readv)(fd, iov, cnt);
 
 	if (likely(r > 0))
 		return r;
-	return recv_result(fd, r, r == 0 && cnt > 0 ? iov_total(iov, cnt) : 1);
+	return recv_result(fd, r, r == 0 && cnt > 0 ? iov_total(iov, cnt) : 1,
+			   "readv", t0);
 }
 
 static ssize_t
 do_recv(int fd, void *buf, size_t n, int flags)
 {
+	uint64_t t0 = utcp_trace_start();
 	ssize_t r = LIBC(recv)(fd, buf, n, flags);
 
 	if (likely(r > 0))
 		return r;
-	return recv_result(fd, r, n);
+	return recv_result(fd, r, n, "recv", t0);
 }
 
 UTCP_EXPORT ssize_t
@@ -154,6 +179,7 @@ static ssize_t
 do_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
 	    socklen_t *len)
 {
+	uint64_t t0 = utcp_trace_start();
 	ssize_t r = LIBC(recvfrom)(fd, buf, n, flags, sa, len);
 
 	/* A socketpair names the daemon's end; TCP names nobody. */
@@ -161,7 +187,7 @@ do_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
 		*len = 0;
 	if (likely(r > 0))
 		return r;
-	return recv_result(fd, r, n);
+	return recv_result(fd, r, n, "recvfrom", t0);
 }
 
 UTCP_EXPORT ssize_t
@@ -183,6 +209,7 @@ __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
 UTCP_EXPORT ssize_t
 recvmsg(int fd, struct msghdr *m, int flags)
 {
+	uint64_t t0 = utcp_trace_start();
 	ssize_t r = LIBC(recvmsg)(fd, m, flags);
 
 	if (r < 0 && m == NULL)
@@ -192,17 +219,19 @@ recvmsg(int fd, struct msghdr *m, int flags)
 	if (likely(r > 0))
 		return r;
 	return recv_result(fd, r,
-			   r == 0 ? iov_total(m->msg_iov, m->msg_iovlen) : 1);
+			   r == 0 ? iov_total(m->msg_iov, m->msg_iovlen) : 1,
+			   "recvmsg", t0);
 }
 
 /* --- write side: our fds only past the first branch --- */
 
 static ssize_t
-send_ours(int fd, const void *buf, size_t n, int flags)
+send_ours(int fd, const void *buf, size_t n, int flags, const char *name)
 {
+	uint64_t t0 = utcp_trace_start();
 	ssize_t r = LIBC(send)(fd, buf, n, flags | MSG_NOSIGNAL);
 
-	return r >= 0 ? r : send_failed(fd, flags);
+	return r >= 0 ? r : send_failed(fd, flags, name, t0, n);
 }
 
 UTCP_EXPORT ssize_t
@@ -212,6 +241,7 @@ write(int fd, const void *buf, size_t n)
 
 	if (likely(!utcp_fd_ours(fd)))
 		return LIBC(write)(fd, buf, n);
+	uint64_t t0 = utcp_trace_start();
 	r = LIBC(send)(fd, buf, n, MSG_NOSIGNAL);
 	if (r >= 0)
 		return r;
@@ -220,7 +250,7 @@ write(int fd, const void *buf, size_t n)
 		utcp_fd_clear(fd);
 		return LIBC(write)(fd, buf, n);
 	}
-	return send_failed(fd, 0);
+	return send_failed(fd, 0, "write", t0, n);
 }
 
 UTCP_EXPORT ssize_t
@@ -234,6 +264,7 @@ writev(int fd, const struct iovec *iov, int cnt)
 	if (cnt < 0)
 		return utcp_ret(-EINVAL);
 	m.msg_iovlen = (size_t)cnt;
+	uint64_t t0 = utcp_trace_start();
 	r = LIBC(sendmsg)(fd, &m, MSG_NOSIGNAL);
 	if (r >= 0)
 		return r;
@@ -241,7 +272,7 @@ writev(int fd, const struct iovec *iov, int cnt)
 		utcp_fd_clear(fd);
 		return LIBC(writev)(fd, iov, cnt);
 	}
-	return send_failed(fd, 0);
+	return send_failed(fd, 0, "writev", t0, iov_total(iov, (size_t)cnt));
 }
 
 UTCP_EXPORT ssize_t
@@ -249,7 +280,7 @@ send(int fd, const void *buf, size_t n, int flags)
 {
 	if (likely(!utcp_fd_ours(fd)))
 		return LIBC(send)(fd, buf, n, flags);
-	return send_ours(fd, buf, n, flags);
+	return send_ours(fd, buf, n, flags, "send");
 }
 
 /* MSG_FASTOPEN with an address: connect, then send (TFO's data rides on
@@ -274,7 +305,7 @@ sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG addr,
 		return -1;
 	if (!utcp_fd_ours(fd)) /* the loopback policy moved it */
 		return LIBC(send)(fd, buf, n, flags & ~MSG_FASTOPEN);
-	return send_ours(fd, buf, n, flags & ~MSG_FASTOPEN);
+	return send_ours(fd, buf, n, flags & ~MSG_FASTOPEN, "sendto");
 }
 
 UTCP_EXPORT ssize_t
@@ -296,6 +327,8 @@ sendmsg(int fd, const struct msghdr *m, int flags)
 	flags &= ~MSG_FASTOPEN;
 	if (!utcp_fd_ours(fd))
 		return LIBC(sendmsg)(fd, &mm, flags);
+	uint64_t t0 = utcp_trace_start();
 	r = LIBC(sendmsg)(fd, &mm, flags | MSG_NOSIGNAL);
-	return r >= 0 ? r : send_failed(fd, flags);
+	return r >= 0 ? r : send_failed(fd, flags, "sendmsg", t0,
+					 iov_total(mm.msg_iov, mm.msg_iovlen));
 }

@@ -8,6 +8,7 @@
  * connect.c connect and the loopback policy (the kernel switch)
  * sockopt.c setsockopt/getsockopt and the option record for that switch
  * io.c      read/write family: EOF/EPIPE → the TCP error the engine saw
+ * trace.c   reporting calls to the daemon under `utcp run --trace`
  *
  * Inside: functions return 0 (or a count/fd) or a negative errno. Only the
  * exported wrappers speak libc's -1/errno.
@@ -251,6 +252,32 @@ void utcp_rec_atfork_prepare(void);
 void utcp_rec_atfork_parent(void);
 void utcp_rec_atfork_child(void);
 #define UTCP_REC_BIND (-1) /* level of the bind() record */
+
+/* --- trace.c --- */
+
+/* UTCP_TRACE_TAG (ipc.h, "Tracing"); 0: not traced. */
+extern uint32_t utcp_trace_tag;
+void utcp_trace_init(void);
+void utcp_trace_daemon_caps(uint32_t caps);
+uint64_t utcp_trace_now(void);
+/* 0 when untraced (one predicted branch), else the call's start. */
+static inline uint64_t
+utcp_trace_start(void)
+{
+	return unlikely(utcp_trace_tag != 0) ? utcp_trace_now() : 0;
+}
+/* Report a finished call on engine socket id: ret is the result (>= 0) or
+ * -errno; the arguments as strace would show them. Never blocks, keeps
+ * errno. */
+void utcp_trace_call(uint64_t t0, const char *name, uint32_t id, int fd,
+		     long long ret, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+const char *utcp_trace_family(int domain);
+const char *utcp_trace_sockflags(int flags, char *buf, size_t len);
+const char *utcp_trace_how(int how);
+const char *utcp_trace_opt(int level, int name, char *buf, size_t len);
+const char *utcp_trace_optval(const void *val, socklen_t len, char *buf,
+			      size_t blen);
 
 /* --- io.c --- */
 

@@ -117,7 +117,17 @@ socket(int domain, int type, int protocol)
 			 "the kernel", protocol);
 		return LIBC(socket)(domain, type, protocol);
 	}
-	return sock_create(domain, type, protocol);
+	uint64_t t0 = utcp_trace_start();
+	int fd = sock_create(domain, type, protocol);
+	if (unlikely(t0 != 0)) {
+		char fl[40];
+		utcp_trace_call(t0, "socket", fd >= 0 ? utcp_fd_id(fd) : 0, fd,
+				fd >= 0 ? fd : -errno, "%s, SOCK_STREAM%s, %d",
+				utcp_trace_family(domain),
+				utcp_trace_sockflags(type, fl, sizeof(fl)),
+				protocol);
+	}
+	return fd;
 }
 
 /* EFAULT/EINVAL as the kernel checks an address argument. */
@@ -170,7 +180,16 @@ bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 
 	if (e == NULL)
 		return LIBC(bind)(fd, addr.__sockaddr__, len);
-	return utcp_ret(sock_bind(fd, e, addr.__sockaddr__, len));
+	uint64_t t0 = utcp_trace_start();
+	uint32_t id = e->id;
+	int r = sock_bind(fd, e, addr.__sockaddr__, len);
+	if (unlikely(t0 != 0)) {
+		char a[64];
+		utcp_trace_call(t0, "bind", id, fd, r, "%d, %s", fd,
+				utcp_fmt_addr(addr.__sockaddr__, len, a,
+					      sizeof(a)));
+	}
+	return utcp_ret(r);
 }
 
 UTCP_EXPORT int
@@ -185,9 +204,13 @@ listen(int fd, int backlog)
 		return LIBC(listen)(fd, backlog);
 	utcp_req_init(&req, UTCP_OP_LISTEN, e->id);
 	req.arg[0] = backlog;
+	uint64_t t0 = utcp_trace_start();
 	r = utcp_ctl_call(&req, -1, &rep, NULL, false);
 	utcp_debug("listen(%d, %d) = %s", fd, backlog,
 		   r < 0 ? strerrordesc_np(-r) : "0");
+	if (unlikely(t0 != 0))
+		utcp_trace_call(t0, "listen", e->id, fd, r, "%d, %d", fd,
+				backlog);
 	if (r == 0) {
 		utcp_fd_set_flags(fd, UTCP_FD_LISTENING, 0);
 		utcp_rec_drop(e->id);
@@ -213,7 +236,7 @@ put_addr(struct sockaddr *sa, socklen_t *len, const struct utcp_rep *rep)
 /* ipc.h: one token byte per queued connection, then UTCP_OP_ACCEPT. */
 static int
 sock_accept(int fd, struct utcp_fdent *e, struct sockaddr *sa,
-	    socklen_t *len, int flags)
+	    socklen_t *len, int flags, char *peer, size_t peer_len)
 {
 	struct utcp_req req;
 	struct utcp_rep rep;
@@ -262,6 +285,9 @@ sock_accept(int fd, struct utcp_fdent *e, struct sockaddr *sa,
 	    (r = utcp_fd_set(nfd, rep.sock_id, e->family,
 			     UTCP_FD_CONNECTED)) == 0) {
 		put_addr(sa, len, &rep);
+		if (peer != NULL)
+			utcp_fmt_addr((struct sockaddr *)&rep.addr,
+				      rep.addrlen, peer, peer_len);
 		utcp_debug("accept(%d) = %d: engine socket %u from %s", fd,
 			   nfd, rep.sock_id,
 			   utcp_fmt_addr((struct sockaddr *)&rep.addr,
@@ -273,6 +299,24 @@ sock_accept(int fd, struct utcp_fdent *e, struct sockaddr *sa,
 	return r;
 }
 
+/* accept and accept4 on an engine listener, traced: the report names
+ * the new socket, whose timeline starts here. */
+static int
+traced_accept(const char *name, int fd, struct utcp_fdent *e,
+	      struct sockaddr *sa, socklen_t *len, int flags)
+{
+	uint64_t t0 = utcp_trace_start();
+	char a[64] = "NULL", fl[40];
+	int r = sock_accept(fd, e, sa, len, flags, t0 != 0 ? a : NULL,
+			    sizeof(a));
+
+	if (unlikely(t0 != 0))
+		utcp_trace_call(t0, name, r >= 0 ? utcp_fd_id(r) : e->id, fd,
+				r, "%d, %s%s", fd, a,
+				utcp_trace_sockflags(flags, fl, sizeof(fl)));
+	return r;
+}
+
 UTCP_EXPORT int
 accept(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len)
 {
@@ -280,7 +324,8 @@ accept(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len)
 
 	if (e == NULL)
 		return LIBC(accept)(fd, addr.__sockaddr__, len);
-	return utcp_ret(sock_accept(fd, e, addr.__sockaddr__, len, 0));
+	return utcp_ret(
+		traced_accept("accept", fd, e, addr.__sockaddr__, len, 0));
 }
 
 UTCP_EXPORT int
@@ -290,7 +335,8 @@ accept4(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len, int flags)
 
 	if (e == NULL)
 		return LIBC(accept4)(fd, addr.__sockaddr__, len, flags);
-	return utcp_ret(sock_accept(fd, e, addr.__sockaddr__, len, flags));
+	return utcp_ret(traced_accept("accept4", fd, e, addr.__sockaddr__,
+				      len, flags));
 }
 
 static int
@@ -311,6 +357,22 @@ sock_name(struct utcp_fdent *e, int op, struct sockaddr *sa, socklen_t *len)
 	return 0;
 }
 
+static int
+traced_name(const char *name, int fd, struct utcp_fdent *e, int op,
+	    struct sockaddr *sa, socklen_t *len)
+{
+	uint64_t t0 = utcp_trace_start();
+	int r = sock_name(e, op, sa, len);
+
+	if (unlikely(t0 != 0)) {
+		char a[64];
+		utcp_trace_call(t0, name, e->id, fd, r, "%d, %s", fd,
+				r == 0 ? utcp_fmt_addr(sa, *len, a, sizeof(a))
+				       : "?");
+	}
+	return r;
+}
+
 UTCP_EXPORT int
 getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len)
 {
@@ -318,8 +380,8 @@ getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len)
 
 	if (e == NULL)
 		return LIBC(getsockname)(fd, addr.__sockaddr__, len);
-	return utcp_ret(
-		sock_name(e, UTCP_OP_GETSOCKNAME, addr.__sockaddr__, len));
+	return utcp_ret(traced_name("getsockname", fd, e, UTCP_OP_GETSOCKNAME,
+				    addr.__sockaddr__, len));
 }
 
 UTCP_EXPORT int
@@ -329,8 +391,8 @@ getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len)
 
 	if (e == NULL)
 		return LIBC(getpeername)(fd, addr.__sockaddr__, len);
-	return utcp_ret(
-		sock_name(e, UTCP_OP_GETPEERNAME, addr.__sockaddr__, len));
+	return utcp_ret(traced_name("getpeername", fd, e, UTCP_OP_GETPEERNAME,
+				    addr.__sockaddr__, len));
 }
 
 UTCP_EXPORT int
@@ -345,6 +407,7 @@ shutdown(int fd, int how)
 		return LIBC(shutdown)(fd, how);
 	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
 		return utcp_ret(-EINVAL);
+	uint64_t t0 = utcp_trace_start();
 	utcp_req_init(&req, UTCP_OP_SHUTDOWN, e->id);
 	req.arg[0] = how;
 	r = utcp_ctl_call(&req, -1, &rep, NULL, false);
@@ -354,6 +417,9 @@ shutdown(int fd, int how)
 	 * and the daemon reads EOF after the last byte we wrote. */
 	if (r == 0 && LIBC(shutdown)(fd, how) < 0)
 		r = -errno;
+	if (unlikely(t0 != 0))
+		utcp_trace_call(t0, "shutdown", e->id, fd, r, "%d, %s", fd,
+				utcp_trace_how(how));
 	return utcp_ret(r);
 }
 
@@ -379,10 +445,17 @@ ioctl(int fd, unsigned long request, ...)
 		return LIBC(ioctl)(fd, request, arg);
 	if (arg == NULL)
 		return utcp_ret(-EFAULT);
+	uint64_t t0 = utcp_trace_start();
 	utcp_req_init(&req, UTCP_OP_IOCTL, e->id);
 	req.arg[0] = (int32_t)request;
 	if ((r = utcp_ctl_call(&req, -1, &rep, NULL, false)) == 0)
 		*(int *)arg = (int)rep.val;
+	if (unlikely(t0 != 0))
+		utcp_trace_call(t0, "ioctl", e->id, fd, r, "%d, %s, [%d]", fd,
+				request == SIOCOUTQ	 ? "SIOCOUTQ"
+				: request == SIOCOUTQNSD ? "SIOCOUTQNSD"
+							 : "SIOCATMARK",
+				r == 0 ? *(int *)arg : 0);
 	return utcp_ret(r);
 }
 
@@ -391,11 +464,19 @@ ioctl(int fd, unsigned long request, ...)
 UTCP_EXPORT int
 close(int fd)
 {
+	uint32_t id = utcp_fd_id(fd);
+
 	/* Forget first: a socket() racing in another thread may get this
 	 * number as soon as libc has closed it. */
-	if (unlikely(utcp_fd_id(fd) != 0))
-		utcp_fd_clear(fd);
-	return LIBC(close)(fd);
+	if (likely(id == 0))
+		return LIBC(close)(fd);
+	utcp_fd_clear(fd);
+	if (likely(!utcp_id_ours(id) || utcp_trace_tag == 0))
+		return LIBC(close)(fd);
+	uint64_t t0 = utcp_trace_now();
+	int r = LIBC(close)(fd);
+	utcp_trace_call(t0, "close", id, fd, r < 0 ? -errno : 0, "%d", fd);
+	return r;
 }
 
 UTCP_EXPORT int

@@ -251,7 +251,16 @@ setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 
 	if (e == NULL)
 		return LIBC(setsockopt)(fd, level, name, val, len);
-	return utcp_ret(sock_setopt(fd, e, level, name, val, len));
+	uint64_t t0 = utcp_trace_start();
+	uint32_t id = e->id;
+	int r = sock_setopt(fd, e, level, name, val, len);
+	if (unlikely(t0 != 0)) {
+		char o[32], v[32];
+		utcp_trace_call(t0, "setsockopt", id, fd, r, "%d, %s, %s", fd,
+				utcp_trace_opt(level, name, o, sizeof(o)),
+				utcp_trace_optval(val, len, v, sizeof(v)));
+	}
+	return utcp_ret(r);
 }
 
 UTCP_EXPORT int
@@ -262,5 +271,15 @@ getsockopt(int fd, int level, int name, void *__restrict val,
 
 	if (e == NULL)
 		return LIBC(getsockopt)(fd, level, name, val, len);
-	return utcp_ret(sock_getopt(fd, e, level, name, val, len));
+	uint64_t t0 = utcp_trace_start();
+	int r = sock_getopt(fd, e, level, name, val, len);
+	if (unlikely(t0 != 0)) {
+		char o[32], v[32];
+		utcp_trace_call(t0, "getsockopt", e->id, fd, r, "%d, %s, %s",
+				fd, utcp_trace_opt(level, name, o, sizeof(o)),
+				r == 0 ? utcp_trace_optval(val, *len, v,
+							   sizeof(v))
+				       : "?");
+	}
+	return utcp_ret(r);
 }

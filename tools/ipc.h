@@ -134,6 +134,12 @@ enum utcp_op {
 #define UTCP_TRACE_PACKETS 0x1 /* also every packet of the matching
 				  connections that crosses the TUN */
 
+/* A daemon that does all of the above says so in its HELLO reply:
+ * rep.len = 4, data[0..4) = uint32 capability bits. An older one sends
+ * len 0; the preload then sends no UTCP_OP_CALL (it would get a reply it
+ * does not wait for). */
+#define UTCP_CAP_TRACE 0x1
+
 enum {
 	UTCP_IPC_CALL = -1,   /* type of a call event */
 	UTCP_IPC_PACKET = -2, /* a struct utcp_ipc_packet */

@@ -426,17 +426,25 @@ static int parse_seg(struct cur *c, struct seg_spec *s)
 				s->dmg.truncate = (int)v;
 			else
 				s->dmg.ip_version = (int)v;
-		} else if (eat(c, "dst")) {
+		} else if (eat(c, "dst") || eat(c, "src")) {
+			bool is_src = c->p[-3] == 's';
 			unsigned a[4];
 			int used = 0;
 
 			skip_ws(c);
 			if (sscanf(c->p, "%u.%u.%u.%u%n", &a[0], &a[1], &a[2], &a[3],
 				   &used) != 4)
-				return fail(c, "dst A.B.C.D");
-			for (int i = 0; i < 4; i++)
-				s->dst[i] = (uint8_t)a[i];
-			s->has_dst = true;
+				return fail(c, "dst/src A.B.C.D");
+			for (int i = 0; i < 4; i++) {
+				if (is_src)
+					s->src[i] = (uint8_t)a[i];
+				else
+					s->dst[i] = (uint8_t)a[i];
+			}
+			if (is_src)
+				s->has_src = true;
+			else
+				s->has_dst = true;
 			c->p += used;
 		} else if (eat(c, "<")) {
 			s->has_opts = true;

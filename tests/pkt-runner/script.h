@@ -58,8 +58,8 @@ struct seg_spec {
 	int nopts;
 	bool ts_val_any[MAX_OPTS]; /* outbound TS val not checked */
 	struct wire_damage dmg; /* badcsum, badipcsum, frag, proto N ... */
-	bool has_dst;           /* dst A.B.C.D: not the engine's address */
-	uint8_t dst[4];
+	bool has_dst, has_src;  /* dst/src A.B.C.D instead of the fixed ones */
+	uint8_t dst[4], src[4];
 	bool has_urp;
 	uint32_t urp;
 	bool optional; /* ">?": matched if already sent, else skipped */

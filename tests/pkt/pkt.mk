@@ -5,6 +5,7 @@
 #   make pkt            run every tests/pkt/**/*.pkt; ends "N passed, N failed"
 #   make pkt PKT=tests/pkt/keepalive      only the scripts under a folder/file
 #   make pkt-verbose PKT=tests/pkt/x.pkt  one script with a full trace
+#   make pkt-selftest   the runner must catch deliberate mistakes
 #   make pdshim         build/libutcp_packetdrill.so
 #   make pdshim-check   the packetdrill driver plays a session through the shim
 
@@ -22,6 +23,10 @@ $(PKT_RUNNER): $(PKT_SRC) $(PKT_HDR) $(B)/libutcpengine.a
 
 pkt: $(PKT_RUNNER)
 	@$(PKT_RUNNER) $$(find $(PKT) -name '*.pkt' | LC_ALL=C sort)
+
+# The runner's own check: scripts that must fail, with the message given.
+pkt-selftest: $(PKT_RUNNER)
+	@tests/pkt-runner/selftest/check.sh $(PKT_RUNNER) tests/pkt-runner/selftest/*.pkt
 
 pkt-verbose: $(PKT_RUNNER)
 	$(PKT_RUNNER) -v $$(find $(PKT) -name '*.pkt' | LC_ALL=C sort)
@@ -43,4 +48,4 @@ pdshim: $(PDSHIM)
 pdshim-check: $(PDSHIM) $(PD_DRIVER)
 	@timeout 60 $(PD_DRIVER) $(PDSHIM)
 
-.PHONY: pkt pkt-verbose pdshim pdshim-check
+.PHONY: pkt pkt-selftest pkt-verbose pdshim pdshim-check

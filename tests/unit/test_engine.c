@@ -121,7 +121,6 @@ test_data_small(void)
 	tnet_free(&n);
 }
 
-
 /* Inject a segment into B as if from A's socket `from`. */
 static void
 inject(struct tnet *n, struct utcp_sock *from, uint32_t seq, uint32_t ack,
@@ -230,7 +229,8 @@ drop_pure_acks_a(struct tnet *n, int from, uint8_t *pkt, size_t len)
 	struct wire_ip ip;
 	struct wire_tcp seg;
 
-	if (from != 0 || drop_acks_from_a == 0 || !tnet_parse(pkt, len, &ip, &seg))
+	if (from != 0 || drop_acks_from_a == 0 ||
+	    !tnet_parse(pkt, len, &ip, &seg))
 		return 0;
 	if (seg.flags == TH_ACK && seg.len == 0) {
 		drop_acks_from_a--;
@@ -374,14 +374,14 @@ test_linger_zero(void)
 {
 	struct tnet n;
 	struct tnet_pair p;
-	struct linger lg = { 1, 0 }, got;
+	struct linger lg = {1, 0}, got;
 	size_t len = sizeof(got);
 
 	tnet_init(&n, NULL);
 	CHECK_EQ(tnet_connect_pair(&n, 80, &p), 0);
-	CHECK_EQ(utcp_setsockopt(p.c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg),
-				 n.now),
-		 0);
+	CHECK_EQ(
+	    utcp_setsockopt(p.c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg), n.now),
+	    0);
 	CHECK_EQ(utcp_getsockopt(p.c, SOL_SOCKET, SO_LINGER, &got, &len), 0);
 	CHECK_EQ(got.l_onoff, 1);
 	CHECK_EQ(got.l_linger, 0);
@@ -414,7 +414,7 @@ test_listen_overflow(void)
 {
 	struct tnet n;
 	struct utcp_sock *l, *c[5], *acc[5];
-	struct utcp_addr any = { .family = AF_INET, .port = 80 };
+	struct utcp_addr any = {.family = AF_INET, .port = 80};
 	struct utcp_addr a = tnet_addr(1, 80);
 	int nacc = 0, err;
 
@@ -488,7 +488,7 @@ test_reset_before_accept(void)
 {
 	struct tnet n;
 	struct utcp_sock *l, *c, *s;
-	struct utcp_addr any = { .family = AF_INET, .port = 80 };
+	struct utcp_addr any = {.family = AF_INET, .port = 80};
 	struct utcp_addr a = tnet_addr(1, 80);
 	char b[4];
 	int err;
@@ -523,7 +523,7 @@ test_syn_received_rst(void)
 {
 	struct tnet n;
 	struct utcp_sock *l;
-	struct utcp_addr any = { .family = AF_INET, .port = 80 };
+	struct utcp_addr any = {.family = AF_INET, .port = 80};
 	struct wire_tcp seg;
 	uint8_t pkt[256];
 	size_t len;
@@ -580,11 +580,16 @@ test_challenge_ack(void)
 	inject(&n, p.c, nxt + 0x40000000u, 0, TH_RST, NULL, 0);
 	CHECK_EQ(tnet_stat(&n, 1, UTCP_STAT_drop_rst_out_of_window), 1);
 	CHECK_EQ(tnet_stat(&n, 1, UTCP_STAT_tcp_challenge_ack), 1);
-	/* A SYN in ESTABLISHED. */
+	/* A SYN in ESTABLISHED, within 500 ms: rate-limited (Linux). */
+	inject(&n, p.c, nxt + 5, 0, TH_SYN, NULL, 0);
+	CHECK_EQ(tnet_stat(&n, 1, UTCP_STAT_tcp_challenge_ack), 1);
+	CHECK_EQ(tnet_stat(&n, 1, UTCP_STAT_tcp_ack_ratelimited), 1);
+	tnet_run(&n, UTCP_MS(500));
 	inject(&n, p.c, nxt + 5, 0, TH_SYN, NULL, 0);
 	CHECK_EQ(tnet_stat(&n, 1, UTCP_STAT_tcp_challenge_ack), 2);
 	CHECK_EQ(utcp_sock_state(p.s), UTCP_ESTABLISHED);
 	/* An ACK for data never sent. */
+	tnet_run(&n, UTCP_MS(500));
 	inject(&n, p.c, nxt, p.s->snd_nxt + 1000, TH_ACK, NULL, 0);
 	CHECK_EQ(tnet_stat(&n, 1, UTCP_STAT_drop_bad_ack), 1);
 	CHECK_EQ(utcp_sock_state(p.s), UTCP_ESTABLISHED);
@@ -640,8 +645,8 @@ test_simultaneous_open(void)
 {
 	struct tnet n;
 	struct utcp_sock *a, *b;
-	struct utcp_addr la = { .family = AF_INET, .port = 5000 };
-	struct utcp_addr lb = { .family = AF_INET, .port = 6000 };
+	struct utcp_addr la = {.family = AF_INET, .port = 5000};
+	struct utcp_addr lb = {.family = AF_INET, .port = 6000};
 	struct utcp_addr ra = tnet_addr(1, 6000), rb = tnet_addr(0, 5000);
 	char buf[8];
 
@@ -715,6 +720,68 @@ test_syn_timeout(void)
 	tnet_free(&n);
 }
 
+/* RFC 6298 5.7: a handshake that needed a retransmission starts data
+ * with a 3 s RTO; TCP_SYNCNT bounds the SYN retries. */
+static int drop_first_syn_left;
+
+static int
+drop_first_syn(struct tnet *n, int from, uint8_t *pkt, size_t len)
+{
+	struct wire_ip ip;
+	struct wire_tcp seg;
+
+	if (from == 0 && drop_first_syn_left > 0 &&
+	    tnet_parse(pkt, len, &ip, &seg) && seg.flags == TH_SYN) {
+		drop_first_syn_left--;
+		return 1;
+	}
+	return 0;
+}
+
+static void
+test_syn_rto_fallback(void)
+{
+	struct tnet n;
+	struct tnet_pair p;
+	int two = 2;
+
+	tnet_init(&n, NULL);
+	n.filter = drop_first_syn;
+	drop_first_syn_left = 1;
+	CHECK_EQ(tnet_connect_pair(&n, 80, &p), 0);
+	CHECK_EQ(p.c->srtt, 0);
+	CHECK_EQ(p.c->rto, UTCP_SEC(3));
+	/* The first data ACK brings a sample. */
+	CHECK_EQ(utcp_send(p.c, "x", 1, 0, n.now), 1);
+	tnet_run(&n, UTCP_MS(50));
+	CHECK(p.c->srtt > 0);
+	CHECK(p.c->rto < UTCP_SEC(1));
+	utcp_close(p.c, n.now);
+	utcp_close(p.s, n.now);
+	utcp_close(p.l, n.now);
+	/* TCP_SYNCNT 2: SYN, two retries, gone after 1 + 2 + 4 s. */
+	{
+		struct utcp_sock *c = tnet_socket(&n, 0);
+		struct utcp_addr a = tnet_addr(1, 80);
+		utcp_time_t t0 = n.now;
+		const struct utcp_event *e;
+
+		CHECK_EQ(utcp_setsockopt(c, IPPROTO_TCP, TCP_SYNCNT, &two,
+					 sizeof(two), n.now),
+			 0);
+		drop_first_syn_left = 100;
+		CHECK_EQ(utcp_connect(c, &a, n.now), 0);
+		tnet_run(&n, UTCP_SEC(10));
+		e = tnet_last(&n, 0, UTCP_EV_ERROR, c);
+		CHECK(e != NULL && e->err == ETIMEDOUT &&
+		      e->now - t0 == UTCP_SEC(7));
+		utcp_close(c, n.now);
+	}
+	n.filter = NULL;
+	leak_check(&n);
+	tnet_free(&n);
+}
+
 /* Data nobody acknowledges: retries2 RTOs, then ETIMEDOUT. */
 static void
 test_retrans_timeout(void)
@@ -776,8 +843,7 @@ test_user_timeout(void)
 }
 
 static void
-set_keepalive(struct tnet *n, struct utcp_sock *s, int idle, int intvl,
-	      int cnt)
+set_keepalive(struct tnet *n, struct utcp_sock *s, int idle, int intvl, int cnt)
 {
 	int one = 1;
 
@@ -787,11 +853,11 @@ set_keepalive(struct tnet *n, struct utcp_sock *s, int idle, int intvl,
 	CHECK_EQ(utcp_setsockopt(s, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
 				 sizeof(intvl), n->now),
 		 0);
-	CHECK_EQ(utcp_setsockopt(s, IPPROTO_TCP, TCP_KEEPCNT, &cnt,
-				 sizeof(cnt), n->now),
+	CHECK_EQ(utcp_setsockopt(s, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt),
+				 n->now),
 		 0);
-	CHECK_EQ(utcp_setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &one,
-				 sizeof(one), n->now),
+	CHECK_EQ(utcp_setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one),
+				 n->now),
 		 0);
 }
 
@@ -808,8 +874,8 @@ test_keepalive(void)
 
 	tnet_init(&n, NULL);
 	CHECK_EQ(tnet_connect_pair(&n, 80, &p), 0);
+	t0 = n.now;
 	set_keepalive(&n, p.c, 10, 5, 3);
-	t0 = p.c->last_rcv;
 	tnet_run(&n, UTCP_SEC(9));
 	CHECK_EQ(tnet_count(&n, 0, UTCP_EV_KEEPALIVE, p.c), 0);
 	tnet_run(&n, UTCP_SEC(2));
@@ -833,8 +899,8 @@ test_keepalive(void)
 	e = tnet_last(&n, 0, UTCP_EV_ERROR, p.c);
 	CHECK(e != NULL && e->err == ETIMEDOUT);
 	{
-		const struct utcp_event *k = tnet_last(&n, 0, UTCP_EV_KEEPALIVE,
-						       p.c);
+		const struct utcp_event *k =
+		    tnet_last(&n, 0, UTCP_EV_KEEPALIVE, p.c);
 
 		CHECK(k != NULL && k->arg == 3);
 		CHECK(k != NULL && e != NULL && e->now - k->now == UTCP_SEC(5));
@@ -858,7 +924,7 @@ test_keepalive_inherit(void)
 	int v;
 	size_t len = sizeof(v);
 	int idle = 30, one = 1;
-	struct utcp_addr any = { .family = AF_INET, .port = 81 };
+	struct utcp_addr any = {.family = AF_INET, .port = 81};
 	struct utcp_sock *l, *c, *s;
 	struct utcp_addr a = tnet_addr(1, 81);
 	int err;
@@ -875,8 +941,8 @@ test_keepalive_inherit(void)
 	CHECK_EQ(utcp_setsockopt(l, IPPROTO_TCP, TCP_KEEPIDLE, &idle,
 				 sizeof(idle), n.now),
 		 0);
-	CHECK_EQ(utcp_setsockopt(l, SOL_SOCKET, SO_KEEPALIVE, &one,
-				 sizeof(one), n.now),
+	CHECK_EQ(utcp_setsockopt(l, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one),
+				 n.now),
 		 0);
 	CHECK_EQ(utcp_bind(l, &any), 0);
 	CHECK_EQ(utcp_listen(l, 4), 0);
@@ -1064,7 +1130,7 @@ test_syn_options(void)
 	struct utcp_sock *c;
 	struct utcp_addr a = tnet_addr(1, 80);
 	const struct tnet_cap *cap;
-	static const uint8_t layout[] = { 2, 4, 0x05, 0xb4, 4, 2, 8, 10 };
+	static const uint8_t layout[] = {2, 4, 0x05, 0xb4, 4, 2, 8, 10};
 
 	tnet_init(&n, NULL);
 	c = tnet_socket(&n, 0);
@@ -1072,15 +1138,15 @@ test_syn_options(void)
 	cap = &n.side[0].cap[0];
 	CHECK_EQ(cap->len, 20 + 40);
 	CHECK(memcmp(cap->data + 40, layout, sizeof(layout)) == 0);
-	CHECK_EQ(cap->data[40 + 16], 1);     /* NOP */
-	CHECK_EQ(cap->data[40 + 17], 3);     /* WS */
-	CHECK_EQ(cap->data[40 + 19], 7);     /* shift 7 */
+	CHECK_EQ(cap->data[40 + 16], 1);		     /* NOP */
+	CHECK_EQ(cap->data[40 + 17], 3);		     /* WS */
+	CHECK_EQ(cap->data[40 + 19], 7);		     /* shift 7 */
 	CHECK_EQ(cap->data[34] << 8 | cap->data[35], 64240); /* window */
 	utcp_close(c, n.now);
 	{
 		/* A bare SYN: the connection uses MSS 536. */
 		struct utcp_sock *l = tnet_socket(&n, 1);
-		struct utcp_addr any = { .family = AF_INET, .port = 90 };
+		struct utcp_addr any = {.family = AF_INET, .port = 90};
 		struct wire_tcp seg;
 		uint8_t pkt[128];
 		size_t len;
@@ -1141,12 +1207,12 @@ test_sockopts(void)
 	CHECK_EQ(utcp_setsockopt(p.c, IPPROTO_TCP, TCP_KEEPINTVL, &bad,
 				 sizeof(bad), n.now),
 		 0);
-	CHECK_EQ(utcp_setsockopt(p.c, IPPROTO_TCP, TCP_KEEPINTVL, &bad, 2,
-				 n.now),
-		 -EINVAL);
-	CHECK_EQ(utcp_setsockopt(p.c, IPPROTO_TCP, 9999, &bad, sizeof(bad),
-				 n.now),
-		 -ENOPROTOOPT);
+	CHECK_EQ(
+	    utcp_setsockopt(p.c, IPPROTO_TCP, TCP_KEEPINTVL, &bad, 2, n.now),
+	    -EINVAL);
+	CHECK_EQ(
+	    utcp_setsockopt(p.c, IPPROTO_TCP, 9999, &bad, sizeof(bad), n.now),
+	    -ENOPROTOOPT);
 	CHECK_EQ(utcp_setsockopt(p.c, 99, 1, &bad, sizeof(bad), n.now),
 		 -ENOPROTOOPT);
 	len = sizeof(v);
@@ -1159,15 +1225,15 @@ test_sockopts(void)
 	CHECK_EQ(utcp_getsockopt(p.c, IPPROTO_TCP, TCP_MAXSEG, &v, &len), 0);
 	CHECK_EQ(v, 1448);
 	v = 65536;
-	CHECK_EQ(utcp_setsockopt(p.c, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v),
-				 n.now),
-		 0);
+	CHECK_EQ(
+	    utcp_setsockopt(p.c, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v), n.now),
+	    0);
 	CHECK_EQ(utcp_getsockopt(p.c, SOL_SOCKET, SO_RCVBUF, &v, &len), 0);
 	CHECK_EQ(v, 131072);
 	v = 1;
-	CHECK_EQ(utcp_setsockopt(p.c, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v),
-				 n.now),
-		 0);
+	CHECK_EQ(
+	    utcp_setsockopt(p.c, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v), n.now),
+	    0);
 	CHECK_EQ(utcp_getsockopt(p.c, SOL_SOCKET, SO_SNDBUF, &v, &len), 0);
 	CHECK_EQ(v, 4608);
 	/* Congestion control by name. */
@@ -1175,16 +1241,16 @@ test_sockopts(void)
 	CHECK_EQ(utcp_getsockopt(p.c, IPPROTO_TCP, TCP_CONGESTION, name, &len),
 		 0);
 	CHECK(strcmp(name, "cubic") == 0);
-	CHECK_EQ(utcp_setsockopt(p.c, IPPROTO_TCP, TCP_CONGESTION, "reno", 4,
-				 n.now),
-		 0);
+	CHECK_EQ(
+	    utcp_setsockopt(p.c, IPPROTO_TCP, TCP_CONGESTION, "reno", 4, n.now),
+	    0);
 	len = sizeof(name);
 	CHECK_EQ(utcp_getsockopt(p.c, IPPROTO_TCP, TCP_CONGESTION, name, &len),
 		 0);
 	CHECK(strcmp(name, "reno") == 0);
-	CHECK_EQ(utcp_setsockopt(p.c, IPPROTO_TCP, TCP_CONGESTION, "bbr", 3,
-				 n.now),
-		 -ENOENT);
+	CHECK_EQ(
+	    utcp_setsockopt(p.c, IPPROTO_TCP, TCP_CONGESTION, "bbr", 3, n.now),
+	    -ENOENT);
 	/* IP_TOS reaches the wire. */
 	v = 0x10;
 	CHECK_EQ(utcp_setsockopt(p.c, IPPROTO_IP, IP_TOS, &v, sizeof(v), n.now),
@@ -1193,8 +1259,7 @@ test_sockopts(void)
 	CHECK_EQ(utcp_getsockopt(p.c, IPPROTO_IP, IP_TOS, &v, &len), 0);
 	CHECK_EQ(v, 0x10);
 	CHECK_EQ(utcp_send(p.c, "t", 1, 0, n.now), 1);
-	CHECK_EQ(n.side[0].cap[(n.side[0].sent - 1) % TNET_NCAP].data[1],
-		 0x10);
+	CHECK_EQ(n.side[0].cap[(n.side[0].sent - 1) % TNET_NCAP].data[1], 0x10);
 	tnet_run(&n, UTCP_MS(50));
 	/* TCP_INFO */
 	len = sizeof(ti);
@@ -1258,10 +1323,10 @@ test_bind(void)
 {
 	struct tnet n;
 	struct utcp_sock *a, *b;
-	struct utcp_addr any = { .family = AF_INET, .port = 80 };
+	struct utcp_addr any = {.family = AF_INET, .port = 80};
 	struct utcp_addr other = tnet_addr(1, 80); /* not A's address */
-	struct utcp_addr v6 = { .family = AF_INET6, .port = 80 };
-	struct utcp_addr zero = { .family = AF_INET, .port = 0 }, got;
+	struct utcp_addr v6 = {.family = AF_INET6, .port = 80};
+	struct utcp_addr zero = {.family = AF_INET, .port = 0}, got;
 
 	tnet_init(&n, NULL);
 	a = tnet_socket(&n, 0);
@@ -1290,9 +1355,9 @@ test_many_connections(void)
 	enum { N = 2000 };
 	struct tnet n;
 	struct utcp_sock *l, **c, **s;
-	struct utcp_addr any = { .family = AF_INET, .port = 80 };
+	struct utcp_addr any = {.family = AF_INET, .port = 80};
 	struct utcp_addr a = tnet_addr(1, 80);
-	int ns = 0, err;
+	int ns = 0, err, bad = 0;
 
 	tnet_init(&n, NULL);
 	c = calloc(N, sizeof(*c));
@@ -1302,7 +1367,7 @@ test_many_connections(void)
 	CHECK_EQ(utcp_listen(l, 4096), 0);
 	for (int i = 0; i < N; i++) {
 		c[i] = tnet_socket(&n, 0);
-		CHECK(utcp_connect(c[i], &a, n.now) == 0);
+		bad += utcp_connect(c[i], &a, n.now) != 0;
 	}
 	tnet_run(&n, UTCP_MS(100));
 	while (ns < N && (s[ns] = utcp_accept(l, &err)) != NULL) {
@@ -1311,14 +1376,15 @@ test_many_connections(void)
 	}
 	CHECK_EQ(ns, N);
 	for (int i = 0; i < N; i++)
-		CHECK(utcp_send(c[i], "q", 1, 0, n.now) == 1);
+		bad += utcp_send(c[i], "q", 1, 0, n.now) != 1;
 	tnet_run(&n, UTCP_MS(100));
 	for (int i = 0; i < ns; i++) {
 		char b;
 
-		CHECK(utcp_recv(s[i], &b, 1, 0, n.now) == 1);
+		bad += utcp_recv(s[i], &b, 1, 0, n.now) != 1;
 		utcp_close(s[i], n.now);
 	}
+	CHECK_EQ(bad, 0);
 	for (int i = 0; i < N; i++)
 		utcp_close(c[i], n.now);
 	utcp_close(l, n.now);
@@ -1348,6 +1414,7 @@ main(void)
 	RUN(test_paws);
 	RUN(test_simultaneous_open);
 	RUN(test_syn_timeout);
+	RUN(test_syn_rto_fallback);
 	RUN(test_retrans_timeout);
 	RUN(test_user_timeout);
 	RUN(test_keepalive);

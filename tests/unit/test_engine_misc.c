@@ -48,7 +48,7 @@ test_ipv6(void)
 {
 	struct tnet n;
 	struct utcp_sock *l, *c, *s;
-	struct utcp_addr any = { .family = AF_INET6, .port = 443 };
+	struct utcp_addr any = {.family = AF_INET6, .port = 443};
 	struct utcp_addr a = addr6(1, 443), la, ra;
 	char b[16];
 	int err;
@@ -89,7 +89,7 @@ test_dual_stack(void)
 {
 	struct tnet n;
 	struct utcp_sock *l, *c, *s, *c6;
-	struct utcp_addr any = { .family = AF_INET6, .port = 80 };
+	struct utcp_addr any = {.family = AF_INET6, .port = 80};
 	struct utcp_addr a4 = tnet_addr(1, 80), la, ra, mapped;
 	int err, one = 1;
 
@@ -160,7 +160,7 @@ test_call_errors(void)
 	struct tnet n;
 	struct utcp_sock *s, *l;
 	struct utcp_addr a = tnet_addr(1, 80), a6 = addr6(1, 80);
-	struct utcp_addr any = { .family = AF_INET, .port = 80 };
+	struct utcp_addr any = {.family = AF_INET, .port = 80};
 	char b[8];
 	int err;
 
@@ -175,7 +175,7 @@ test_call_errors(void)
 	CHECK_EQ(err, -EINVAL);
 	CHECK_EQ(utcp_connect(s, &a6, n.now), -EAFNOSUPPORT);
 	{
-		struct utcp_addr zero = { .family = AF_INET, .port = 80 };
+		struct utcp_addr zero = {.family = AF_INET, .port = 80};
 
 		CHECK_EQ(utcp_connect(s, &zero, n.now), -ENETUNREACH);
 	}
@@ -294,13 +294,13 @@ test_stack_free_live(void)
 
 		utcp_stack_free(n.side[1].st);
 		CHECK_EQ(n.side[1].freed - f0, 3);
-		n.side[1].st = utcp_stack_new(&(struct utcp_config){ .mtu = 1500,
-			.output = tnet_output, .ctx = &n.side[1] });
+		n.side[1].st = utcp_stack_new(&(struct utcp_config){
+		    .mtu = 1500, .output = tnet_output, .ctx = &n.side[1]});
 	}
 	utcp_stack_free(n.side[0].st);
 	CHECK_EQ(n.side[0].freed, 2);
-	n.side[0].st = utcp_stack_new(&(struct utcp_config){ .mtu = 1500,
-		.output = tnet_output, .ctx = &n.side[0] });
+	n.side[0].st = utcp_stack_new(&(struct utcp_config){
+	    .mtu = 1500, .output = tnet_output, .ctx = &n.side[0]});
 	CHECK_EQ(n.bad_event, 0);
 	tnet_free(&n);
 }
@@ -322,7 +322,7 @@ test_many_timers(void)
 	struct utcp_config cfg;
 	struct utcp_stack *st;
 	struct utcp_sock **s = calloc(N, sizeof(*s));
-	int idle = 60, one = 1;
+	int idle = 60, one = 1, bad = 0;
 	utcp_time_t t;
 
 	utcp_config_defaults(&cfg);
@@ -335,12 +335,14 @@ test_many_timers(void)
 		struct utcp_addr a = tnet_addr(1, (uint16_t)(1000 + i % 50000));
 
 		s[i] = utcp_socket(st, AF_INET);
-		CHECK(utcp_setsockopt(s[i], IPPROTO_TCP, TCP_KEEPIDLE, &idle,
-				      sizeof(idle), 0) == 0);
-		CHECK(utcp_setsockopt(s[i], SOL_SOCKET, SO_KEEPALIVE, &one,
-				      sizeof(one), 0) == 0);
-		CHECK(utcp_connect(s[i], &a, UTCP_SEC(1) + (utcp_time_t)i) == 0);
+		bad += utcp_setsockopt(s[i], IPPROTO_TCP, TCP_KEEPIDLE, &idle,
+				       sizeof(idle), 0) != 0;
+		bad += utcp_setsockopt(s[i], SOL_SOCKET, SO_KEEPALIVE, &one,
+				       sizeof(one), 0) != 0;
+		bad +=
+		    utcp_connect(s[i], &a, UTCP_SEC(1) + (utcp_time_t)i) != 0;
 	}
+	CHECK_EQ(bad, 0);
 	CHECK_EQ(utcp_sock_count(st), N);
 	CHECK_EQ(utcp_next_deadline(st), UTCP_SEC(2));
 	/* Every SYN times out at 127 s. */
@@ -350,14 +352,71 @@ test_many_timers(void)
 			break;
 	}
 	for (int i = 0; i < N; i++) {
-		CHECK(utcp_sock_state(s[i]) == UTCP_CLOSED);
-		CHECK(utcp_sock_error(s[i], false) == ETIMEDOUT);
+		bad += utcp_sock_state(s[i]) != UTCP_CLOSED;
+		bad += utcp_sock_error(s[i], false) != ETIMEDOUT;
 		utcp_close(s[i], UTCP_SEC(200));
 	}
+	CHECK_EQ(bad, 0);
 	CHECK_EQ(utcp_sock_count(st), 0);
 	CHECK_EQ(utcp_stats(st)[UTCP_STAT_tcp_retrans_timeout], N);
 	utcp_stack_free(st);
 	free(s);
+}
+
+/* The deadline heap against a naive model under random updates. */
+static void
+test_timer_heap_model(void)
+{
+	enum { N = 300 };
+	struct utcp_config cfg;
+	struct utcp_stack *st;
+	struct utcp_sock *s[N];
+	uint64_t rng = 12345;
+	int bad = 0;
+
+	utcp_config_defaults(&cfg);
+	cfg.output = null_output;
+	st = utcp_stack_new(&cfg);
+	for (int i = 0; i < N; i++)
+		s[i] = utcp_socket(st, AF_INET);
+	for (int op = 0; op < 100000; op++) {
+		utcp_time_t want = UTCP_TIME_NEVER;
+		int i, t;
+
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		i = (int)(rng % N);
+		t = (int)((rng >> 20) % TCPT_N);
+		if ((rng >> 40) % 4 == 0)
+			timer_cancel(s[i], (enum tcpt)t);
+		else
+			timer_set(s[i], (enum tcpt)t, (rng >> 24) % 1000000);
+		for (int k = 0; k < N; k++)
+			for (int u = 0; u < TCPT_N; u++)
+				if (s[k]->t_deadline[u] < want)
+					want = s[k]->t_deadline[u];
+		if (utcp_next_deadline(st) != want)
+			bad++;
+		if (op % 1000 == 0) {
+			/* The heap property, everywhere. */
+			for (uint32_t h = 1; h < st->heap_len; h++)
+				if (st->heap[(h - 1) / 2]->t_earliest >
+				    st->heap[h]->t_earliest)
+					bad++;
+			for (uint32_t h = 0; h < st->heap_len; h++)
+				if (st->heap[h]->heap_idx != h)
+					bad++;
+		}
+	}
+	CHECK_EQ(bad, 0);
+	for (int i = 0; i < N; i++)
+		timer_cancel_all(s[i]);
+	CHECK_EQ(st->heap_len, 0);
+	for (int i = 0; i < N; i++)
+		utcp_close(s[i], 0);
+	CHECK_EQ(utcp_sock_count(st), 0);
+	utcp_stack_free(st);
 }
 
 /* Random segments aimed at a live connection during a transfer: the
@@ -405,11 +464,13 @@ test_chaos(void)
 		seg.sport = from->tuple.lport;
 		seg.dport = from->tuple.rport;
 		/* Near the real numbers, mostly. */
-		seg.seq = dst->rcv_nxt + (r % 3 == 0 ? chaos() : chaos() % 70000 - 35000);
-		seg.ack = dst->snd_una + (r % 5 == 0 ? chaos() : chaos() % 70000 - 35000);
+		seg.seq = dst->rcv_nxt +
+			  (r % 3 == 0 ? chaos() : chaos() % 70000 - 35000);
+		seg.ack = dst->snd_una +
+			  (r % 5 == 0 ? chaos() : chaos() % 70000 - 35000);
 		seg.flags = (uint8_t)(chaos() & 0x3f);
 		if (r % 7 != 0)
-			seg.flags &= (uint8_t)~(TH_RST | TH_SYN);
+			seg.flags &= (uint8_t) ~(TH_RST | TH_SYN);
 		seg.wnd = (uint16_t)chaos();
 		seg.len = chaos() % 4 == 0 ? chaos() % sizeof(payload) : 0;
 		seg.data = payload;
@@ -423,8 +484,10 @@ test_chaos(void)
 			seg.opt.present |= WOPT_SACK;
 			seg.opt.nsack = (uint8_t)(1 + chaos() % 3);
 			for (int i = 0; i < seg.opt.nsack; i++) {
-				seg.opt.sack[i].left = dst->snd_una + chaos() % 100000;
-				seg.opt.sack[i].right = seg.opt.sack[i].left + chaos() % 5000;
+				seg.opt.sack[i].left =
+				    dst->snd_una + chaos() % 100000;
+				seg.opt.sack[i].right =
+				    seg.opt.sack[i].left + chaos() % 5000;
 			}
 		}
 		len = tnet_build(pkt, 1 - to, &seg);
@@ -439,9 +502,10 @@ test_chaos(void)
 		printf("  chaos: alive %d rounds; drops:", alive);
 		for (int i = 0; i < UTCP_NSTATS; i++)
 			if (tnet_stat(&n, 0, i) + tnet_stat(&n, 1, i))
-				printf(" %s=%llu", utcp_stat_name(i),
-				       (unsigned long long)(tnet_stat(&n, 0, i) +
-							    tnet_stat(&n, 1, i)));
+				printf(
+				    " %s=%llu", utcp_stat_name(i),
+				    (unsigned long long)(tnet_stat(&n, 0, i) +
+							 tnet_stat(&n, 1, i)));
 		printf("\n");
 	}
 	utcp_close(p.c, n.now);
@@ -461,6 +525,7 @@ main(void)
 	RUN(test_msg_more);
 	RUN(test_stack_free_live);
 	RUN(test_many_timers);
+	RUN(test_timer_heap_model);
 	RUN(test_chaos);
 	return CHECK_DONE();
 }

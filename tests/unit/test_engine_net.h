@@ -73,7 +73,7 @@ struct tnet {
 	int bad_event; /* an event about a freed socket */
 };
 
-static const uint8_t tnet_ip[2][4] = { { 10, 0, 0, 1 }, { 10, 0, 0, 2 } };
+static const uint8_t tnet_ip[2][4] = {{10, 0, 0, 1}, {10, 0, 0, 2}};
 
 static uint32_t
 tnet_rand(struct tnet *n)

@@ -126,12 +126,18 @@ run_xfer(unsigned loss, unsigned reorder, size_t size, bool bidir,
 		       (unsigned long long)(n.now - t0) / 1000);
 	if (getenv("VERBOSE"))
 		printf("  rexmit %llu/%llu fast %llu/%llu rto %llu/%llu\n",
-		       (unsigned long long)tnet_stat(&n, 0, UTCP_STAT_tcp_retransmit),
-		       (unsigned long long)tnet_stat(&n, 1, UTCP_STAT_tcp_retransmit),
-		       (unsigned long long)tnet_stat(&n, 0, UTCP_STAT_tcp_fast_retransmit),
-		       (unsigned long long)tnet_stat(&n, 1, UTCP_STAT_tcp_fast_retransmit),
-		       (unsigned long long)tnet_stat(&n, 0, UTCP_STAT_tcp_rto_expired),
-		       (unsigned long long)tnet_stat(&n, 1, UTCP_STAT_tcp_rto_expired));
+		       (unsigned long long)tnet_stat(&n, 0,
+						     UTCP_STAT_tcp_retransmit),
+		       (unsigned long long)tnet_stat(&n, 1,
+						     UTCP_STAT_tcp_retransmit),
+		       (unsigned long long)tnet_stat(
+			   &n, 0, UTCP_STAT_tcp_fast_retransmit),
+		       (unsigned long long)tnet_stat(
+			   &n, 1, UTCP_STAT_tcp_fast_retransmit),
+		       (unsigned long long)tnet_stat(&n, 0,
+						     UTCP_STAT_tcp_rto_expired),
+		       (unsigned long long)tnet_stat(
+			   &n, 1, UTCP_STAT_tcp_rto_expired));
 	n.loss_pct = n.reorder_pct = 0;
 	finish(&n, &p);
 	tnet_free(&n);
@@ -279,8 +285,7 @@ drop_third_data(struct tnet *n, int from, uint8_t *pkt, size_t len)
 		return 0;
 	if (from == 1 && (seg.opt.present & WOPT_SACK))
 		sack_seen++;
-	if (from == drop_nth_data_from && seg.len > 0 &&
-	    ++drop_nth_count == 3)
+	if (from == drop_nth_data_from && seg.len > 0 && ++drop_nth_count == 3)
 		return 1;
 	return 0;
 }

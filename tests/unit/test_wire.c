@@ -11,19 +11,19 @@
 #include <string.h>
 #include <sys/socket.h>
 
-static const uint8_t ip_a[4] = { 10, 0, 0, 1 }, ip_b[4] = { 10, 0, 0, 2 };
-static uint8_t ip6_a[16] = { 0xfd, [15] = 1 }, ip6_b[16] = { 0xfd, [15] = 2 };
+static const uint8_t ip_a[4] = {10, 0, 0, 1}, ip_b[4] = {10, 0, 0, 2};
+static uint8_t ip6_a[16] = {0xfd, [15] = 1}, ip6_b[16] = {0xfd, [15] = 2};
 
 static void
 test_checksum_vectors(void)
 {
 	/* RFC 1071 4.1: the sum of these words is ddf2, checksum 220d. */
-	static const uint8_t v[] = { 0x00, 0x01, 0xf2, 0x03,
-				     0xf4, 0xf5, 0xf6, 0xf7 };
+	static const uint8_t v[] = {0x00, 0x01, 0xf2, 0x03,
+				    0xf4, 0xf5, 0xf6, 0xf7};
 	/* A real IPv4 header with its checksum b861. */
-	static const uint8_t h[20] = { 0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40,
-				       0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
-				       0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7 };
+	static const uint8_t h[20] = {0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40,
+				      0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+				      0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7};
 	uint8_t h2[20];
 	uint16_t ck;
 	uint8_t b[2];
@@ -41,8 +41,8 @@ test_checksum_vectors(void)
 	CHECK_EQ(b[1], 0x61);
 	/* Odd length: the last byte is padded with zero. */
 	{
-		static const uint8_t o[3] = { 0x12, 0x34, 0x56 };
-		static const uint8_t e[4] = { 0x12, 0x34, 0x56, 0x00 };
+		static const uint8_t o[3] = {0x12, 0x34, 0x56};
+		static const uint8_t e[4] = {0x12, 0x34, 0x56, 0x00};
 
 		CHECK_EQ(wire_fold(wire_sum(o, 3, 0)),
 			 wire_fold(wire_sum(e, 4, 0)));
@@ -138,13 +138,13 @@ static void
 test_roundtrips(void)
 {
 	static const uint8_t sets[] = {
-		0,
-		WOPT_MSS,
-		WOPT_MSS | WOPT_WSCALE | WOPT_SACK_PERM | WOPT_TS,
-		WOPT_MSS | WOPT_SACK_PERM,
-		WOPT_MSS | WOPT_WSCALE,
-		WOPT_TS,
-		WOPT_SACK_PERM | WOPT_WSCALE,
+	    0,
+	    WOPT_MSS,
+	    WOPT_MSS | WOPT_WSCALE | WOPT_SACK_PERM | WOPT_TS,
+	    WOPT_MSS | WOPT_SACK_PERM,
+	    WOPT_MSS | WOPT_WSCALE,
+	    WOPT_TS,
+	    WOPT_SACK_PERM | WOPT_WSCALE,
 	};
 
 	for (size_t i = 0; i < sizeof(sets); i++) {
@@ -165,11 +165,11 @@ test_linux_layout(void)
 {
 	struct wire_tcp_opts o;
 	uint8_t b[40];
-	static const uint8_t syn[20] = { 2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0,
-					 0, 1, 0, 0, 0, 0, 1, 3, 3, 7 };
-	static const uint8_t nots[12] = { 2, 4, 5, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7 };
-	static const uint8_t data[24] = { 1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 8,
-					  1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2 };
+	static const uint8_t syn[20] = {2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0,
+					0, 1, 0, 0,    0, 0, 1, 3,  3, 7};
+	static const uint8_t nots[12] = {2, 4, 5, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7};
+	static const uint8_t data[24] = {1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 8,
+					 1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2};
 
 	memset(&o, 0, sizeof(o));
 	o.present = WOPT_MSS | WOPT_SACK_PERM | WOPT_TS | WOPT_WSCALE;
@@ -199,18 +199,18 @@ test_options_parse(void)
 
 	/* EOL ends parsing; what follows is ignored. */
 	{
-		static const uint8_t p[] = { 1, 0, 2, 1 };
+		static const uint8_t p[] = {1, 0, 2, 1};
 
 		CHECK_EQ(wire_tcp_parse_opts(p, sizeof(p), &o), 0);
 		CHECK_EQ(o.present, 0);
 	}
 	/* A length byte missing, zero, one, or past the end. */
 	{
-		static const uint8_t p1[] = { 1, 1, 1, 2 };
-		static const uint8_t p2[] = { 8, 0, 1, 1 };
-		static const uint8_t p3[] = { 8, 1, 1, 1 };
-		static const uint8_t p4[] = { 2, 4, 5 };
-		static const uint8_t p5[] = { 99, 5, 0, 0 };
+		static const uint8_t p1[] = {1, 1, 1, 2};
+		static const uint8_t p2[] = {8, 0, 1, 1};
+		static const uint8_t p3[] = {8, 1, 1, 1};
+		static const uint8_t p4[] = {2, 4, 5};
+		static const uint8_t p5[] = {99, 5, 0, 0};
 
 		CHECK_EQ(wire_tcp_parse_opts(p1, sizeof(p1), &o),
 			 UTCP_STAT_drop_tcp_bad_options);
@@ -226,8 +226,8 @@ test_options_parse(void)
 	/* Known options of the wrong size are skipped (Linux), unknown
 	 * ones stepped over. */
 	{
-		static const uint8_t p[] = { 2, 3, 5, 3, 4, 7, 4, 99,
-					     4, 0, 0, 3, 3, 9, 0 };
+		static const uint8_t p[] = {2, 3, 5, 3, 4, 7, 4, 99,
+					    4, 0, 0, 3, 3, 9, 0};
 
 		CHECK_EQ(wire_tcp_parse_opts(p, sizeof(p), &o), 0);
 		CHECK_EQ(o.present, WOPT_WSCALE);
@@ -235,14 +235,14 @@ test_options_parse(void)
 	}
 	/* A window shift above 14 means 14 (RFC 7323 2.3). */
 	{
-		static const uint8_t p[] = { 3, 3, 200, 0 };
+		static const uint8_t p[] = {3, 3, 200, 0};
 
 		CHECK_EQ(wire_tcp_parse_opts(p, sizeof(p), &o), 0);
 		CHECK_EQ(o.wscale, 14);
 	}
 	/* SACK: lengths that are not 2 + 8n are ignored. */
 	{
-		uint8_t p[40] = { 5, 11 };
+		uint8_t p[40] = {5, 11};
 
 		CHECK_EQ(wire_tcp_parse_opts(p, 12, &o), 0);
 		CHECK_EQ(o.present, 0);
@@ -574,13 +574,13 @@ test_fuzz(void)
 {
 	struct utcp_stack *st = new_stack();
 	struct utcp_sock *l = utcp_socket(st, AF_INET);
-	struct utcp_addr any = { .family = AF_INET, .port = 9 };
+	struct utcp_addr any = {.family = AF_INET, .port = 9};
 	uint8_t base[4][256], m[300];
 	size_t blen[4];
 	uint64_t rng = 0x9e3779b97f4a7c15ULL;
 	struct wire_tcp seg;
-	unsigned iters = getenv("FUZZ_ITERS") ? (unsigned)atoi(getenv("FUZZ_ITERS"))
-					      : 30000;
+	unsigned iters =
+	    getenv("FUZZ_ITERS") ? (unsigned)atoi(getenv("FUZZ_ITERS")) : 30000;
 
 	CHECK_EQ(utcp_bind(l, &any), 0);
 	CHECK_EQ(utcp_listen(l, 100), 0);
@@ -628,10 +628,10 @@ test_fuzz(void)
 
 					m[36] = m[37] = 0;
 					ck = wire_fold(wire_sum(
-						m + 20, len - 20,
-						wire_pseudo_sum(
-							AF_INET, m + 12, m + 16,
-							m[9], (uint32_t)(len - 20))));
+					    m + 20, len - 20,
+					    wire_pseudo_sum(
+						AF_INET, m + 12, m + 16, m[9],
+						(uint32_t)(len - 20))));
 					memcpy(m + 36, &ck, 2);
 				}
 			}

@@ -9,16 +9,33 @@
 #define UTCP_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "ipc.h"
 
 #define EXIT_USAGE 2
+#define RUN_FAIL 125 /* utcp run itself failed (cf. env(1)) */
 
 int cmd_sandbox(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_ss(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
+int cmd_diagram(int argc, char **argv);
+
+/* `utcp run --trace/--pcap` (runtrace.c). */
+struct run_trace {
+	bool trace, json;
+	const char *trace_file; /* NULL: stderr */
+	const char *pcap_file;  /* NULL: no capture */
+	uint64_t pcap_max;      /* 0: no cap */
+};
+/* Run cmd (LD_PRELOAD already set) as our child, tagged, and write its
+ * trace and capture until it and its connections are done. Returns the
+ * exit status for utcp run. */
+int run_traced(const struct run_trace *rt, const char *sock_path,
+	       char **cmd);
 
 /* The directory of the running executable (from /proc/self/exe), or NULL. */
 const char *cli_self_dir(void);

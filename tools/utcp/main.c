@@ -5,6 +5,8 @@
  *   utcp run -- CMD…       CMD with libutcp.so preloaded
  *   utcp stat              engine and daemon counters
  *   utcp ss                the engine's connections
+ *   utcp trace             the daemon's events, live
+ *   utcp diagram           the RFC 9293 state diagram, a trace's path on it
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +23,9 @@ static const struct {
     {"run", cmd_run, "run CMD with its TCP sockets served by utcpd"},
     {"stat", cmd_stat, "show the engine's and the daemon's counters"},
     {"ss", cmd_ss, "list the engine's TCP connections"},
+    {"trace", cmd_trace, "follow the daemon's events (and packets) live"},
+    {"diagram", cmd_diagram, "draw the TCP state diagram, a trace's path "
+			     "highlighted"},
 };
 
 static void

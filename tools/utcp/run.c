@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "pcap.h"
 
-#define RUN_FAIL 125 /* utcp run itself failed (cf. env(1)) */
 
 static void
 run_usage(FILE *f)
@@ -35,13 +35,26 @@ run_usage(FILE *f)
 		"UTCP_SOCKET is already set.\n"
 		"\n"
 		"Options:\n"
-		"  --trace          print the connections' events (not "
-		"implemented yet)\n"
-		"  --trace-file F   write those events to F (not implemented "
-		"yet)\n"
-		"  --pcap FILE      capture the engine's packets (not "
-		"implemented yet)\n"
-		"  -h, --help       show this help\n"
+		"  --trace              print a timeline of CMD's sockets on "
+		"stderr: each\n"
+		"                       intercepted call with its result and "
+		"duration, each\n"
+		"                       state change with its cause, "
+		"retransmissions, probes,\n"
+		"                       RSTs and drops\n"
+		"  --trace-file F       write the timeline to F instead "
+		"(implies --trace)\n"
+		"  --trace-format FMT   text (default) or json: one object "
+		"per line\n"
+		"                       (implies --trace)\n"
+		"  --pcap FILE          write the packets of CMD's connections "
+		"that cross the\n"
+		"                       TUN to FILE (pcap, readable by tcpdump "
+		"and tshark)\n"
+		"  --pcap-max SIZE      stop capturing before FILE grows past "
+		"SIZE bytes\n"
+		"                       (k, M, G suffixes)\n"
+		"  -h, --help           show this help\n"
 		"\n"
 		"The library is $UTCP_PRELOAD, else libutcp.so next to this "
 		"program, else\n"
@@ -50,6 +63,15 @@ run_usage(FILE *f)
 		"warns about it. With UTCP_FALLBACK=kernel a missing daemon is "
 		"a warning and\n"
 		"the program's TCP goes to the kernel.\n"
+		"\n"
+		"With --trace or --pcap, utcp run stays CMD's parent: it "
+		"exports\n"
+		"UTCP_TRACE_TAG so the daemon marks the sockets of CMD and its "
+		"children, and\n"
+		"after CMD exits it waits (up to 3 s) for their connections to "
+		"finish\n"
+		"closing, so the trace and the capture include the last "
+		"segments.\n"
 		"\n"
 		"Exit status: CMD's; 125 when utcp run fails; 126/127 when CMD "
 		"cannot be run.\n");
@@ -203,11 +225,13 @@ cmd_run(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"trace", no_argument, NULL, 't'},
 	    {"trace-file", required_argument, NULL, 'T'},
+	    {"trace-format", required_argument, NULL, 'F'},
 	    {"pcap", required_argument, NULL, 'p'},
+	    {"pcap-max", required_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *unimplemented = NULL;
+	struct run_trace rt = {0};
 	const char *path, *fallback;
 	char *lib;
 	int c, fd;
@@ -216,13 +240,37 @@ cmd_run(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
-			unimplemented = "--trace";
+			rt.trace = true;
 			break;
 		case 'T':
-			unimplemented = "--trace-file";
+			rt.trace = true;
+			rt.trace_file = optarg;
+			break;
+		case 'F':
+			rt.trace = true;
+			if (strcmp(optarg, "json") == 0) {
+				rt.json = true;
+			} else if (strcmp(optarg, "text") == 0) {
+				rt.json = false;
+			} else {
+				fprintf(stderr,
+					"utcp run: --trace-format is text or "
+					"json, not '%s'\n",
+					optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case 'p':
-			unimplemented = "--pcap";
+			rt.pcap_file = optarg;
+			break;
+		case 'P':
+			if (utcp_parse_size(optarg, &rt.pcap_max) != 0) {
+				fprintf(stderr,
+					"utcp run: bad --pcap-max '%s' (a size "
+					"in bytes, k, M or G)\n",
+					optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case 'h':
 			run_usage(stdout);
@@ -235,14 +283,13 @@ cmd_run(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (unimplemented != NULL) {
-		fprintf(stderr, "utcp run: %s is not implemented yet\n",
-			unimplemented);
-		return EXIT_USAGE;
-	}
 	if (optind >= argc) {
 		fprintf(stderr, "utcp run: no command given\n"
 				"Try `utcp run --help`.\n");
+		return EXIT_USAGE;
+	}
+	if (rt.pcap_max != 0 && rt.pcap_file == NULL) {
+		fprintf(stderr, "utcp run: --pcap-max needs --pcap\n");
 		return EXIT_USAGE;
 	}
 
@@ -266,6 +313,15 @@ cmd_run(int argc, char **argv)
 	fd = cli_ctl_open(path, NULL);
 	if (fd < 0) {
 		fallback = getenv("UTCP_FALLBACK");
+		if ((rt.trace || rt.pcap_file != NULL)) {
+			fprintf(stderr,
+				"utcp run: no utcpd answers at %s (%s): "
+				"nothing to trace or capture; start one "
+				"(utcp sandbox) or set UTCP_SOCKET\n",
+				path, strerror(-fd));
+			free(lib);
+			return RUN_FAIL;
+		}
 		if (fallback != NULL && strcmp(fallback, "kernel") == 0) {
 			fprintf(stderr,
 				"utcp run: warning: no utcpd answers at %s "
@@ -291,6 +347,8 @@ cmd_run(int argc, char **argv)
 		return RUN_FAIL;
 	}
 	free(lib);
+	if (rt.trace || rt.pcap_file != NULL)
+		return run_traced(&rt, path, argv + optind);
 	execvp(argv[optind], argv + optind);
 	int err = errno;
 	fprintf(stderr, "utcp run: %s: %s\n", argv[optind], strerror(err));

@@ -63,6 +63,55 @@ rec_find(struct daemon *d, uint32_t id)
 	return r;
 }
 
+static void
+tuple_del(struct daemon *d, struct rec *r)
+{
+	if (!r->tkeyed)
+		return;
+	HASH_DELETE(th, d->by_tuple, r);
+	r->tkeyed = false;
+}
+
+struct rec *
+rec_by_tuple(struct daemon *d, const struct tuple_key *k)
+{
+	struct rec *r = NULL;
+
+	HASH_FIND(th, d->by_tuple, k, sizeof(*k), r);
+	return r;
+}
+
+/* Index the record by its connection (or, for a listener, its port) so
+ * packets and not-yet-accepted connections find their owner. */
+void
+rec_set_tuple(struct daemon *d, struct rec *r)
+{
+	struct utcp_addr l, rm;
+	struct tuple_key k;
+	struct rec *old;
+
+	if (r->sk == NULL)
+		return;
+	utcp_sock_names(r->sk, &l, &rm);
+	memset(&k, 0, sizeof(k));
+	k.family = (uint8_t)(l.family != 0 ? l.family : r->family);
+	k.lport = l.port;
+	if (r->kind != REC_LISTENER) {
+		if (rm.port == 0)
+			return;
+		k.rport = rm.port;
+		memcpy(k.raddr, rm.ip, rm.family == AF_INET6 ? 16 : 4);
+	}
+	if (k.lport == 0)
+		return;
+	tuple_del(d, r);
+	if ((old = rec_by_tuple(d, &k)) != NULL)
+		tuple_del(d, old);
+	r->tkey = k;
+	HASH_ADD(th, d->by_tuple, tkey, sizeof(r->tkey), r);
+	r->tkeyed = true;
+}
+
 void
 rec_dirty(struct daemon *d, struct rec *r)
 {
@@ -91,6 +140,7 @@ rec_kill(struct daemon *d, struct rec *r)
 	log_debug("sock %u: record freed", r->id);
 	r->dead = true;
 	HASH_DEL(d->recs, r);
+	tuple_del(d, r);
 	if (r->on_dirty) {
 		TAILQ_REMOVE(&d->dirty, r, dirty_link);
 		r->on_dirty = false;
@@ -172,6 +222,7 @@ rec_new(struct daemon *d, struct utcp_sock *sk, int family,
 	if (owner != NULL) {
 		r->pid = owner->pid;
 		memcpy(r->comm, owner->comm, sizeof(r->comm));
+		r->tag = owner->tag;
 	}
 	utcp_sock_set_user(sk, r);
 	HASH_ADD(hh, d->recs, id, sizeof(r->id), r);
@@ -731,6 +782,7 @@ rec_connect(struct daemon *d, struct rec *r, const struct utcp_addr *to,
 		events_fmt_addr(to, a, sizeof(a));
 		events_call(d, r, "connect(%s)", a);
 		r->kind = REC_CONNECTING;
+		rec_set_tuple(d, r);
 		r->connfd = kept_fd;
 		r->filler += filler;
 		r->sndbuf_restore = sndbuf;
@@ -778,6 +830,7 @@ rec_disconnect(struct daemon *d, struct rec *r)
 	sk = utcp_socket(d->st, r->family);
 	if (sk == NULL)
 		return -ENOMEM;
+	tuple_del(d, r);
 	if (old != NULL) {
 		/* Detached first: its FREED must not touch this record. */
 		utcp_sock_set_user(old, NULL);
@@ -810,6 +863,7 @@ rec_listen(struct daemon *d, struct rec *r, int backlog)
 	if (e == 0 && r->kind != REC_LISTENER) {
 		events_call(d, r, "listen(%d)", backlog);
 		r->kind = REC_LISTENER;
+		rec_set_tuple(d, r);
 		rec_update_ep(d, r);
 		rec_dirty(d, r);
 	}
@@ -856,6 +910,12 @@ void
 rec_on_event(struct daemon *d, struct rec *r, const struct utcp_event *ev)
 {
 	switch (ev->type) {
+	case UTCP_EV_STATE:
+		/* The port is chosen inside utcp_connect(), before the SYN
+		 * leaves: index it now so a capture has the SYN. */
+		if (!r->tkeyed && r->kind != REC_LISTENER)
+			rec_set_tuple(d, r);
+		break;
 	case UTCP_EV_CONNECTED:
 		r->connected_ev = true;
 		break;
@@ -868,6 +928,7 @@ rec_on_event(struct daemon *d, struct rec *r, const struct utcp_event *ev)
 		r->failed = true;
 		break;
 	case UTCP_EV_FREED:
+		tuple_del(d, r);
 		utcp_sock_names(ev->sock, &r->local, &r->remote);
 		utcp_sock_set_user(ev->sock, NULL);
 		r->sk = NULL;
@@ -1016,6 +1077,7 @@ rec_teardown(struct daemon *d)
 			utcp_sock_set_user(r->sk, NULL);
 		r->sk = NULL;
 		HASH_DEL(d->recs, r);
+		tuple_del(d, r);
 		close_daemon_end(d, r);
 		rec_free(r);
 	}

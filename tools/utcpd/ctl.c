@@ -285,6 +285,8 @@ ctl_client_free(struct daemon *d, struct client *c)
 	TAILQ_REMOVE(&d->clients, c, link);
 	if (c->trace)
 		d->ntrace--;
+	if (c->trace && (c->trace_flags & UTCP_TRACE_PACKETS))
+		d->npkt--;
 	close(c->fd);
 	free(c->snap);
 	d->stats[DST_ctl_clients]--;
@@ -500,6 +502,9 @@ op_accept(struct daemon *d, struct client *c, struct rec *r,
 		return e;
 	}
 	cr->kind = REC_STREAM;
+	/* The run that accepts it traces it, else the listener's. */
+	cr->tag = c->tag != 0 ? c->tag : r->tag;
+	rec_set_tuple(d, cr);
 	rec_dirty(d, cr); /* data or FIN may already be queued */
 	utcp_sock_names(child, &l, &rm);
 	p->addrlen = addr_to_sockaddr(&rm, r->family, &p->addr);
@@ -636,6 +641,36 @@ op_ioctl(struct daemon *d, struct rec *r, const struct utcp_req *q,
 	return -ENOTTY;
 }
 
+/* The connection becomes an event stream (ipc.h, "Tracing"). */
+static int
+op_trace(struct daemon *d, struct client *c, const struct utcp_req *q)
+{
+	/* Room for bursts (a pcap of a fast transfer): what still does not
+	 * fit is dropped and counted, never waited for. */
+	int sndbuf = (q->arg[2] & UTCP_TRACE_PACKETS) ? 8 << 20 : 1 << 20;
+
+	if (q->arg[2] & ~UTCP_TRACE_PACKETS)
+		return -EINVAL;
+	if (setsockopt(c->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf,
+		       sizeof(sndbuf)) != 0)
+		(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+				 sizeof(sndbuf));
+	if (!c->trace)
+		d->ntrace++;
+	if (c->trace && (c->trace_flags & UTCP_TRACE_PACKETS))
+		d->npkt--;
+	c->trace = true;
+	c->trace_pid = q->arg[0];
+	c->trace_tag = (uint32_t)q->arg[1];
+	c->trace_flags = q->arg[2];
+	if (c->trace_flags & UTCP_TRACE_PACKETS)
+		d->npkt++;
+	log_debug("pid %ld (%s) traces pid %d tag %u%s", (long)c->pid,
+		  c->comm, q->arg[0], (uint32_t)q->arg[1],
+		  (q->arg[2] & UTCP_TRACE_PACKETS) ? " with packets" : "");
+	return 0;
+}
+
 static struct rec *
 need_rec(struct daemon *d, const struct utcp_req *q, int *err)
 {
@@ -681,6 +716,8 @@ serve(struct daemon *d, struct client *c, const struct utcp_req *q,
 
 	switch (q->op) {
 	case UTCP_OP_HELLO:
+		/* arg[0] version, arg[1] pid, arg[2] trace tag (ipc.h). */
+		c->tag = (uint32_t)q->arg[2];
 		p->val = getpid();
 		p->sock_id = UTCP_IPC_VERSION;
 		return 0;
@@ -695,13 +732,7 @@ serve(struct daemon *d, struct client *c, const struct utcp_req *q,
 		op_list(d, c, q, p, extra);
 		return p->err;
 	case UTCP_OP_TRACE:
-		if (!c->trace)
-			d->ntrace++;
-		c->trace = true;
-		c->trace_pid = q->arg[0];
-		log_debug("pid %ld (%s) traces %s", (long)c->pid, c->comm,
-			  q->arg[0] ? "one pid" : "everything");
-		return 0;
+		return -op_trace(d, c, q);
 	default:
 		break;
 	}
@@ -756,7 +787,8 @@ op_name(int op)
 		[UTCP_OP_GETSOCKOPT] = "GETSOCKOPT",
 		[UTCP_OP_SHUTDOWN] = "SHUTDOWN", [UTCP_OP_IOCTL] = "IOCTL",
 		[UTCP_OP_STATS] = "STATS", [UTCP_OP_LIST] = "LIST",
-		[UTCP_OP_TRACE] = "TRACE",
+		[UTCP_OP_TRACE] = "TRACE", [UTCP_OP_CALL] = "CALL",
+		[UTCP_OP_TRACE_SYNC] = "TRACE_SYNC",
 	};
 	if (op < 0 || op >= (int)(sizeof(names) / sizeof(names[0])) ||
 	    names[op] == NULL)
@@ -785,8 +817,22 @@ ctl_client_io(struct daemon *d, struct client *c, uint32_t revents)
 		} else if (r < 0) {
 			ctl_client_kill(d, c); /* EOF or a real error */
 			break;
+		} else if (q.op == UTCP_OP_CALL || q.op == UTCP_OP_TRACE_SYNC) {
+			/* The two ops without a reply. */
+			if (fd_in >= 0)
+				close(fd_in);
+			if (q.version != UTCP_IPC_VERSION) {
+				d->stats[DST_ctl_bad_requests]++;
+				continue;
+			}
+			d->stats[DST_ctl_requests]++;
+			if (q.op == UTCP_OP_CALL)
+				events_program_call(d, c, &q);
+			else
+				events_sync(d, c, (uint32_t)q.arg[0]);
+			continue;
 		} else if (c->trace) {
-			/* A trace stream only talks one way. */
+			/* A trace stream carries nothing else upstream. */
 			if (fd_in >= 0)
 				close(fd_in);
 			continue;

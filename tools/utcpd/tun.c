@@ -209,6 +209,8 @@ tun_input(struct daemon *d)
 		d->stats[DST_tun_rx_bytes] += (uint64_t)n;
 		/* Records this wakes are worked after the batch, so data
 		 * of many segments leaves in one socketpair write. */
+		if (d->npkt > 0)
+			events_packet(d, d->tunbuf, (size_t)n, UTCP_PKT_IN);
 		utcp_input(d->st, d->tunbuf, (size_t)n, d->now);
 	}
 }
@@ -220,6 +222,8 @@ tun_output(void *ctx, const uint8_t *pkt, size_t len)
 	struct daemon *d = ctx;
 	ssize_t n;
 
+	if (d->npkt > 0)
+		events_packet(d, pkt, len, UTCP_PKT_OUT);
 	do {
 		n = write(d->tun, pkt, len);
 	} while (n < 0 && errno == EINTR);

@@ -105,6 +105,15 @@ struct ep_obj {
 	enum ep_kind kind;
 };
 
+/* What identifies a connection in a packet, seen from the engine: for a
+ * listener, rport 0 and raddr zero. Padding zeroed: it is a hash key. */
+struct tuple_key {
+	uint8_t family;
+	uint8_t pad;
+	uint16_t lport, rport;
+	uint8_t raddr[16];
+};
+
 enum rec_kind {
 	REC_NEW,        /* socket()ed, bound maybe; no data path */
 	REC_CONNECTING, /* handshake running; we keep the program's end */
@@ -127,6 +136,10 @@ struct rec {
 	uint32_t tokens;      /* listener tokens owed to the program's end */
 	pid_t pid;            /* owner, from SO_PEERCRED of the creator */
 	char comm[16];
+	uint32_t tag;         /* trace tag (ipc.h, "Tracing"), 0: none */
+	struct tuple_key tkey; /* in d->by_tuple when tkeyed */
+	bool tkeyed;
+	UT_hash_handle th;
 
 	/* Where the daemon's end stands. */
 	bool rd_eof;          /* read EOF: the program shut down writing */
@@ -166,9 +179,12 @@ struct client {
 	pid_t pid;
 	uid_t uid;
 	char comm[16];
-	bool trace;
-	pid_t trace_pid;
-	uint64_t trace_dropped;
+	uint32_t tag;         /* HELLO arg[2]: stamped on its sockets */
+	bool trace;           /* an event stream (UTCP_OP_TRACE) */
+	pid_t trace_pid;      /* filters, 0: all */
+	uint32_t trace_tag;
+	int trace_flags;      /* UTCP_TRACE_* */
+	uint64_t lost;        /* messages this subscriber lost so far */
 	bool dead;
 	/* A consistent snapshot for UTCP_OP_LIST, taken at index 0. */
 	struct utcp_ipc_conn *snap;
@@ -189,9 +205,11 @@ struct daemon {
 
 	uint32_t next_id;
 	struct rec *recs; /* uthash by id */
+	struct rec *by_tuple; /* uthash (th) by tkey: packets → sockets */
 	struct rec_list dirty, linger, reap;
 	struct client_list clients, dead_clients;
-	unsigned ntrace;
+	unsigned ntrace;      /* trace subscribers */
+	unsigned npkt;        /* ... of them with UTCP_TRACE_PACKETS */
 
 	uint64_t stats[DST_COUNT];
 
@@ -227,13 +245,20 @@ void ctl_client_kill(struct daemon *d, struct client *c);
 void ctl_client_free(struct daemon *d, struct client *c);
 void ctl_close_all(struct daemon *d);
 
-/* ---- events.c ---- */
+/* ---- events.c: the engine's events, logging and the trace streams ---- */
 void events_cb(void *ctx, const struct utcp_event *ev);
-/* A daemon-side event (type -1: a call made by a program). */
+/* A log line for a call the daemon served (never on trace streams: the
+ * preload reports the program's calls itself, UTCP_OP_CALL). */
 void events_call(struct daemon *d, const struct rec *r, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void events_fmt_addr(const struct utcp_addr *a, char *buf, size_t len);
-void events_broadcast(struct daemon *d, const struct utcp_ipc_event *e);
+/* UTCP_OP_CALL from a (tagged) program. */
+void events_program_call(struct daemon *d, const struct client *c,
+			 const struct utcp_req *q);
+/* UTCP_OP_TRACE_SYNC on a trace stream. */
+void events_sync(struct daemon *d, struct client *c, uint32_t cookie);
+/* A packet crossing the TUN (dir UTCP_PKT_IN/OUT), for pcap streams. */
+void events_packet(struct daemon *d, const uint8_t *pkt, size_t len, int dir);
 
 /* ---- bridge.c ---- */
 struct rec *rec_new(struct daemon *d, struct utcp_sock *sk, int family,
@@ -253,6 +278,9 @@ void rec_expire(struct daemon *d);
 utcp_time_t rec_next_expiry(const struct daemon *d);
 void rec_reap(struct daemon *d);
 void rec_teardown(struct daemon *d);
+/* Packets and embryos → records (NULL if none). */
+struct rec *rec_by_tuple(struct daemon *d, const struct tuple_key *k);
+void rec_set_tuple(struct daemon *d, struct rec *r);
 /* Engine callback helpers: called from events_cb. */
 void rec_on_event(struct daemon *d, struct rec *r, const struct utcp_event *ev);
 

@@ -122,10 +122,10 @@ socket(int domain, int type, int protocol)
 	if (unlikely(t0 != 0)) {
 		char fl[40];
 		utcp_trace_call(t0, "socket", fd >= 0 ? utcp_fd_id(fd) : 0, fd,
-				fd >= 0 ? fd : -errno, "%s, SOCK_STREAM%s, %d",
+				fd >= 0 ? fd : -errno, "%s, SOCK_STREAM%s, %s",
 				utcp_trace_family(domain),
 				utcp_trace_sockflags(type, fl, sizeof(fl)),
-				protocol);
+				protocol == 0 ? "0" : "IPPROTO_TCP");
 	}
 	return fd;
 }

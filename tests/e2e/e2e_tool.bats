@@ -15,7 +15,7 @@ teardown() {
 @test "utcp and each subcommand print their usage with --help and exit 2 on bad usage" {
 	run -0 utcp --help
 	assert_output --partial "Usage: utcp COMMAND"
-	for cmd in sandbox run stat ss; do
+	for cmd in sandbox run stat ss trace diagram; do
 		run -0 utcp "$cmd" --help
 		assert_output --partial "Usage: utcp $cmd"
 		run -2 utcp "$cmd" --no-such-option
@@ -29,11 +29,37 @@ teardown() {
 	run -2 utcp sandbox --mtu 20 -- true
 }
 
-@test "utcp run refuses to fake what is not built yet" {
-	run -2 utcp run --trace -- true
-	assert_output --partial "not implemented yet"
-	run -2 utcp run --pcap x.pcap -- true
-	assert_output --partial "not implemented yet"
+@test "utcp run, trace, ss and diagram reject bad arguments with exit 2" {
+	run -2 utcp run --trace-format xml -- true
+	assert_output --partial "text or json"
+	run -2 utcp run --pcap-max 10k -- true
+	assert_output --partial "needs --pcap"
+	run -2 utcp run --pcap x.pcap --pcap-max lots -- true
+	assert_output --partial "bad --pcap-max"
+	run -2 utcp trace --pid nobody
+	run -2 utcp ss state nowhere
+	assert_output --partial "unknown state"
+	run -2 utcp ss established
+	run -2 utcp diagram -o states.jpg
+	assert_output --partial ".dot, .svg or .png"
+}
+
+@test "utcp diagram draws the eleven RFC 9293 states without a trace" {
+	run -0 utcp diagram
+	for s in CLOSED LISTEN SYN-SENT SYN-RECEIVED ESTABLISHED FIN-WAIT-1 \
+		FIN-WAIT-2 CLOSE-WAIT CLOSING LAST-ACK TIME-WAIT; do
+		assert_output --partial "id=\"state_$s\""
+	done
+	refute_output --partial 'class="taken"'
+}
+
+@test "utcp diagram without graphviz writes the DOT next to the picture and says so" {
+	mkdir "$BATS_TEST_TMPDIR/bin"
+	run -1 env PATH="$BATS_TEST_TMPDIR/bin" "$UTCP_BUILD/utcp" diagram \
+		-o "$BATS_TEST_TMPDIR/states.svg"
+	assert_output --partial "graphviz's dot is not installed"
+	[[ -s $BATS_TEST_TMPDIR/states.dot ]] || fail "no states.dot"
+	[[ ! -e $BATS_TEST_TMPDIR/states.svg ]] || fail "states.svg exists"
 }
 
 @test "utcp run without a daemon fails at once with one line naming the socket" {

@@ -223,6 +223,16 @@ errname(int e)
 		(dst)[sizeof(src)] = '\0';                                   \
 	} while (0)
 
+/* "198.18.0.1:80" yes; "0.0.0.0:0", "*:*", "" no. */
+static bool
+has_port(const char *a)
+{
+	const char *c = strrchr(a, ':');
+
+	return c != NULL && c[1] != '\0' && strcmp(c + 1, "0") != 0 &&
+	       strcmp(c + 1, "*") != 0;
+}
+
 static void
 print_text(struct trace *t, const struct utcp_ipc_event *e,
 	   struct trace_sock *s)
@@ -326,11 +336,10 @@ print_text(struct trace *t, const struct utcp_ipc_event *e,
 		break;
 	}
 	/* Where a connection goes, once: the first line that knows it. */
-	if (s != NULL && e->remote[0] != '\0' && !s->named &&
-	    strcmp(e->remote, "*:*") != 0 && e->local[0] != '\0') {
+	if (s != NULL && !s->named) {
 		FIELD(s->local, e->local);
 		FIELD(s->remote, e->remote);
-		if (strcmp(s->local, "*:*") != 0) {
+		if (has_port(s->local) && has_port(s->remote)) {
 			fprintf(f, "  %s[%s > %s]%s", color(t, C_DIM),
 				s->local, s->remote, color(t, C_OFF));
 			s->named = true;

@@ -231,6 +231,21 @@ ctl_accept(struct daemon *d)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
+			if ((errno == EMFILE || errno == ENFILE) &&
+			    d->spare_fd >= 0) {
+				/* Out of fds, the pending connection would
+				 * keep the socket readable forever: take it
+				 * with the spare fd and turn it away. */
+				log_warn("out of file descriptors: refusing "
+					 "a control connection");
+				close(d->spare_fd);
+				fd = accept4(d->ctl, NULL, NULL, SOCK_CLOEXEC);
+				if (fd >= 0)
+					close(fd);
+				d->spare_fd = open("/dev/null",
+						   O_RDONLY | O_CLOEXEC);
+				continue;
+			}
 			if (errno != EAGAIN)
 				log_warn("accept on the control socket: %s",
 					 strerror(errno));
@@ -238,10 +253,13 @@ ctl_accept(struct daemon *d)
 		}
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) != 0 ||
 		    (cr.uid != geteuid() && cr.uid != 0)) {
+			char who[48] = "root";
+			if (geteuid() != 0)
+				snprintf(who, sizeof(who), "uid %ld or root",
+					 (long)geteuid());
 			log_warn("refusing control connection from pid %ld "
-				 "uid %ld: only uid %ld or root may use this "
-				 "daemon", (long)cr.pid, (long)cr.uid,
-				 (long)geteuid());
+				 "uid %ld: only %s may use this daemon",
+				 (long)cr.pid, (long)cr.uid, who);
 			d->stats[DST_ctl_refused]++;
 			close(fd);
 			continue;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -351,6 +352,20 @@ setup_signals(void)
 	return fd < 0 ? -errno : fd;
 }
 
+/* Every engine socket costs the daemon one fd (two while connecting):
+ * take what the hard limit allows. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_debug("cannot raise RLIMIT_NOFILE: %s", strerror(errno));
+}
+
 static void
 say_ready(int fd)
 {
@@ -393,7 +408,7 @@ main(int argc, char **argv)
 
 	memset(&d, 0, sizeof(d));
 	d.opt = &o;
-	d.ep = d.tun = d.ctl = d.sig = -1;
+	d.ep = d.tun = d.ctl = d.sig = d.spare_fd = -1;
 	TAILQ_INIT(&d.dirty);
 	TAILQ_INIT(&d.linger);
 	TAILQ_INIT(&d.reap);
@@ -419,6 +434,8 @@ main(int argc, char **argv)
 		log_error("signals: %s", strerror(-d.sig));
 		goto out;
 	}
+	raise_nofile();
+	d.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	d.iobuf = malloc(UTCPD_IOBUF);
 	d.tunbuf_len = 65536;
 	d.tunbuf = malloc(d.tunbuf_len);
@@ -500,6 +517,8 @@ out:
 		close(d.sig);
 	if (d.ep >= 0)
 		close(d.ep);
+	if (d.spare_fd >= 0)
+		close(d.spare_fd);
 	if (pfh != NULL)
 		pidfile_remove(pfh);
 	free(d.iobuf);

@@ -198,6 +198,7 @@ struct daemon {
 	const struct utcpd_opts *opt;
 	struct utcp_stack *st;
 	int ep, tun, ctl, sig;
+	int spare_fd;     /* /dev/null, given up to refuse a client at EMFILE */
 	struct ep_obj ep_tun, ep_ctl, ep_sig;
 	utcp_time_t now;
 	bool stopping;

@@ -69,7 +69,8 @@ $(B)/tests/%: tests/unit/%.c $(B)/libutcpengine.a $(wildcard tests/unit/*.h)
 # The engine core makes no syscalls and reads no clock (DESIGN.md, 2).
 FORBIDDEN := clock_gettime gettimeofday time read write send recv sendto recvfrom \
 	socket open close ioctl poll epoll_wait select getrandom rand random srand \
-	printf fprintf puts malloc_stats sleep usleep nanosleep pthread_create
+	printf fprintf puts malloc_stats sleep usleep nanosleep pthread_create \
+	exit _exit abort syscall
 check-purity: $(B)/libutcpengine.a
 	@bad=$$(nm -u $< | awk '{print $$2}' | sed 's/@.*//' | grep -xF -e $(shell echo $(FORBIDDEN) | sed 's/ / -e /g') || true); \
 	if [ -n "$$bad" ]; then echo "engine calls forbidden symbols: $$bad"; exit 1; fi; \

@@ -12,6 +12,11 @@
 #include "wire.h"
 
 #include <bsd/sys/queue.h>
+/* uthash must never exit() on out-of-memory: the engine reports it instead.
+ * HASH_ADD leaves the element out and calls uthash_nonfatal_oom, which sets
+ * the caller's `hash_oom` flag (every HASH_ADD site declares one). */
+#define HASH_NONFATAL_OOM 1
+#define uthash_nonfatal_oom(obj) (hash_oom = 1)
 #include <uthash.h>
 
 /* Per-connection timers, kept as deadlines (UTCP_TIME_NEVER = off). */

@@ -324,9 +324,13 @@ stack_reap(struct utcp_stack *st)
 int
 conn_hash(struct utcp_sock *s)
 {
+	int hash_oom = 0;
+
 	if (s->in_conns)
 		return 0;
 	HASH_ADD(hh, s->st->conns, tuple, sizeof(struct utcp_tuple), s);
+	if (hash_oom)
+		return -ENOMEM;
 	s->in_conns = true;
 	return 0;
 }
@@ -352,12 +356,16 @@ conn_lookup(struct utcp_stack *st, const struct utcp_tuple *t)
 int
 listen_hash(struct utcp_sock *s)
 {
+	int hash_oom = 0;
+
 	if (s->in_listeners)
 		return 0;
 	memset(&s->lkey, 0, sizeof(s->lkey));
 	s->lkey.port = s->tuple.lport;
 	s->lkey.family = s->family;
 	HASH_ADD(hl, s->st->listeners, lkey, sizeof(struct utcp_lkey), s);
+	if (hash_oom)
+		return -ENOMEM;
 	s->in_listeners = true;
 	return 0;
 }
@@ -392,6 +400,7 @@ int
 port_ref(struct utcp_stack *st, uint16_t port, bool explicit_bind)
 {
 	struct port_ent *p;
+	int hash_oom = 0;
 
 	HASH_FIND(hh, st->ports, &port, sizeof(port), p);
 	if (p == NULL) {
@@ -400,6 +409,10 @@ port_ref(struct utcp_stack *st, uint16_t port, bool explicit_bind)
 			return -ENOMEM;
 		p->port = port;
 		HASH_ADD(hh, st->ports, port, sizeof(p->port), p);
+		if (hash_oom) {
+			free(p);
+			return -ENOMEM;
+		}
 	}
 	p->nref++;
 	if (explicit_bind)

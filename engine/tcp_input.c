@@ -154,7 +154,11 @@ listen_input(struct utcp_sock *l, const struct wire_ip *ip,
 	c->want_ts = l->want_ts;
 	c->want_sack = l->want_sack;
 	c->v6only = l->v6only;
-	conn_hash(c);
+	if (conn_hash(c) != 0) {
+		sock_release(c); /* drops the port reference too */
+		drop_pkt(st, l, UTCP_STAT_drop_nomem, now);
+		return;
+	}
 	c->parent = l;
 	TAILQ_INSERT_TAIL(&l->synq, c, qe);
 	l->synq_len++;

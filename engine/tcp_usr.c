@@ -154,7 +154,8 @@ utcp_listen(struct utcp_sock *s, int backlog)
 	}
 	s->backlog = backlog;
 	s->so_error = 0;
-	listen_hash(s);
+	if ((err = listen_hash(s)) != 0)
+		return err;
 	tcp_set_state(s, UTCP_LISTEN, "listen()", s->st->now);
 	return 0;
 }
@@ -230,7 +231,8 @@ utcp_connect(struct utcp_sock *s, const struct utcp_addr *remote,
 	tcp_set_mss(s);
 	s->rto = (uint32_t)st->cfg.rto_initial;
 	s->srtt = s->rttvar = 0;
-	conn_hash(s);
+	if ((err = conn_hash(s)) != 0)
+		return err;
 	stat_inc(st, UTCP_STAT_tcp_active_open);
 	tcp_set_state(s, UTCP_SYN_SENT, "connect()", now);
 	tcp_output(s, now);

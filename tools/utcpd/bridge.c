@@ -406,9 +406,10 @@ peer_hup(int fd)
 static void
 write_failed(struct daemon *d, struct rec *r)
 {
-	if (!r->wr_shut && !peer_hup(r->fd)) {
-		/* The program shut down reading but still holds its end:
-		 * discard what arrives, as the kernel would. */
+	if (r->prog_shut_rd || (!r->wr_shut && !peer_hup(r->fd))) {
+		/* The program shut down reading (and maybe writing) but may
+		 * still hold its end: discard what arrives, as the kernel
+		 * would; its EOF or close decides the rest. */
 		r->prog_shut_rd = true;
 		free(r->rx_pend);
 		r->rx_pend = NULL;

@@ -82,7 +82,7 @@ check-unit: $(UNIT_BIN)
 check-e2e: all
 	@tests/run-e2e
 
-check: all check-purity check-unit check-e2e
+check: all check-purity check-unit pkt pkt-selftest pdshim-check check-e2e
 
 demo: all
 	tools/demo

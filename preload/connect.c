@@ -148,8 +148,12 @@ connect_again(int fd, struct utcp_fdent *e)
 
 	if (poll(&p, 1, 0) > 0)
 		return connect_result(fd, e, p.revents);
-	/* Linux: EALREADY if non-blocking, else wait again */
-	return nonblocking(fd) ? -EALREADY : connect_wait(fd, e);
+	/* Linux: EALREADY if non-blocking, else wait again, and EALREADY
+	 * (not EINPROGRESS) when SO_SNDTIMEO runs out this time */
+	if (nonblocking(fd))
+		return -EALREADY;
+	int r = connect_wait(fd, e);
+	return r == -EINPROGRESS ? -EALREADY : r;
 }
 
 /* AF_UNSPEC dissolves the association (Linux: tcp_disconnect). */

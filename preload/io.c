@@ -180,10 +180,13 @@ do_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
 	    socklen_t *len)
 {
 	uint64_t t0 = utcp_trace_start();
-	ssize_t r = LIBC(recvfrom)(fd, buf, n, flags, sa, len);
+	/* A socketpair names the daemon's end; TCP names nobody and leaves
+	 * the caller's buffer alone. */
+	bool ours = sa != NULL && utcp_fd_ours(fd);
+	ssize_t r = LIBC(recvfrom)(fd, buf, n, flags, ours ? NULL : sa,
+				   ours ? NULL : len);
 
-	/* A socketpair names the daemon's end; TCP names nobody. */
-	if (len != NULL && r >= 0 && utcp_fd_ours(fd))
+	if (ours && len != NULL && r >= 0)
 		*len = 0;
 	if (likely(r > 0))
 		return r;

@@ -312,8 +312,10 @@ traced_accept(const char *name, int fd, struct utcp_fdent *e,
 
 	if (unlikely(t0 != 0))
 		utcp_trace_call(t0, name, r >= 0 ? utcp_fd_id(r) : e->id, fd,
-				r, "%d, %s%s", fd, a,
-				utcp_trace_sockflags(flags, fl, sizeof(fl)));
+				r, "%d, %s, %s", fd, a,
+				utcp_trace_sockflags(flags, fl, sizeof(fl))[0]
+					? fl + 1
+					: "0");
 	return r;
 }
 

@@ -127,7 +127,8 @@ EOF
 	need iperf3
 	run -0 in_sandbox <<'EOF'
 iperf3 -s -B "$KERNEL" -p 5201 -1 >"$WORK/iperf-server.log" 2>&1 &
-wait_for 10 ss -Htln 'sport = :5201' | grep -q 5201
+listening() { ss -Htln 'sport = :5201' | grep -q .; }
+wait_for 10 listening
 utcp run -- iperf3 -c "$KERNEL" -p 5201 -t 4 >"$WORK/iperf.log" 2>&1 &
 client=$!
 seen=
@@ -286,7 +287,8 @@ EOF
 
 @test "utcpd --pcap captures everything that crosses the TUN" {
 	need tshark
-	printf '#!/bin/sh\nexec "%s" --pcap "%s" "$@"\n' "$UTCP_BUILD/utcpd" \
+	# the daemon under test (the sanitizer pass sets UTCPD), with --pcap
+	printf '#!/bin/sh\nexec "%s" --pcap "%s" "$@"\n' "${UTCPD:-$UTCP_BUILD/utcpd}" \
 		"$BATS_TEST_TMPDIR/daemon.pcap" >"$BATS_TEST_TMPDIR/utcpd-pcap"
 	chmod +x "$BATS_TEST_TMPDIR/utcpd-pcap"
 	export UTCPD=$BATS_TEST_TMPDIR/utcpd-pcap
@@ -301,4 +303,14 @@ EOF
 	run -0 tshark -r "$BATS_TEST_TMPDIR/daemon.pcap" -o tcp.check_checksum:TRUE \
 		-o ip.check_checksum:TRUE -z expert -q
 	refute_output --partial "Malformed"
+}
+
+@test "utcp stat names every drop reason, and -d says what each counts" {
+	run -0 in_sandbox <<'EOF'
+utcp stat -a -d 'drop_*'
+EOF
+	assert_line --regexp "^drop_tcp_bad_checksum +0  dropped: bad TCP checksum\$"
+	assert_line --regexp "^drop_out_of_window +0  dropped: segment outside receive window\$"
+	n=$(grep -c '^drop_' <<<"$output")
+	((n >= 20)) || fail "only $n drop counters"
 }

@@ -15,7 +15,7 @@
 static void
 stat_usage(FILE *f)
 {
-	fprintf(f, "Usage: utcp stat [-a] [PATTERN]...\n"
+	fprintf(f, "Usage: utcp stat [-a] [-d] [PATTERN]...\n"
 		   "\n"
 		   "Show the counters of the engine and of the daemon at "
 		   "$UTCP_SOCKET: every\n"
@@ -26,8 +26,9 @@ stat_usage(FILE *f)
 		   "e.g. 'drop_*') keep the counters whose names match one.\n"
 		   "\n"
 		   "Options:\n"
-		   "  -a, --all    show zero counters too\n"
-		   "  -h, --help   show this help\n");
+		   "  -a, --all        show zero counters too\n"
+		   "  -d, --describe   say what each counter counts\n"
+		   "  -h, --help       show this help\n");
 }
 
 static bool
@@ -46,20 +47,24 @@ cmd_stat(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"all", no_argument, NULL, 'a'},
+	    {"describe", no_argument, NULL, 'd'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *path = utcp_ipc_socket_path();
 	struct utcp_req req;
 	struct utcp_rep rep;
-	bool all = false;
+	bool all = false, describe = false;
 	int c, fd, r = 0;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+ah", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+adh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
 			all = true;
+			break;
+		case 'd':
+			describe = true;
 			break;
 		case 'h':
 			stat_usage(stdout);
@@ -92,8 +97,17 @@ cmd_stat(int argc, char **argv)
 		}
 		rep.data[sizeof(rep.data) - 1] = '\0';
 		const char *name = (const char *)rep.data;
-		if ((all || rep.val != 0) &&
-		    matches(name, argv + optind, argc - optind))
+		/* the daemon puts the description after the name's NUL */
+		size_t nl = strlen(name);
+		const char *desc = nl + 1 < rep.len && nl + 1 < sizeof(rep.data)
+					   ? name + nl + 1
+					   : "";
+		if (!(all || rep.val != 0) ||
+		    !matches(name, argv + optind, argc - optind))
+			continue;
+		if (describe && desc[0] != '\0')
+			printf("%-32s %12" PRId64 "  %s\n", name, rep.val, desc);
+		else
 			printf("%-32s %" PRId64 "\n", name, rep.val);
 	}
 	close(fd);

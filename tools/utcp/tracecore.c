@@ -259,8 +259,11 @@ print_text(struct trace *t, const struct utcp_ipc_event *e,
 		snprintf(who, sizeof(who), "-");
 	fprintf(f, "%s%11.6f%s %s", color(t, C_DIM), rel, color(t, C_OFF),
 		who);
+	/* sock -: an embryo on a listener's queue, not accepted yet */
 	if (e->sock_id != 0)
 		fprintf(f, " sock %u", e->sock_id);
+	else if (e->type != UTCP_EV_DROP)
+		fputs(" sock -", f);
 	fputs("  ", f);
 	switch (e->type) {
 	case UTCP_IPC_CALL:

@@ -738,6 +738,12 @@ serve(struct daemon *d, struct client *c, const struct utcp_req *q,
 		c->tag = (uint32_t)q->arg[2];
 		p->val = getpid();
 		p->sock_id = UTCP_IPC_VERSION;
+		{
+			/* we take UTCP_OP_CALL and trace streams */
+			uint32_t caps = UTCP_CAP_TRACE;
+			memcpy(p->data, &caps, sizeof(caps));
+			p->len = sizeof(caps);
+		}
 		return 0;
 	case UTCP_OP_SOCKET:
 		return -op_socket(d, c, q, p, fd_out);

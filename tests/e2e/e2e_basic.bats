@@ -137,9 +137,6 @@ EOF
 }
 
 @test "the README's demo command works on a fresh clone" {
-	if [[ ${UTCP_E2E_PASS:-} == san ]]; then
-		skip "the fresh-clone demo runs in the plain pass only"
-	fi
 	need git make cc
 	git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1 ||
 		prereq_missing "$REPO is not a git checkout"

@@ -3,6 +3,7 @@
 #   make SAN=1      the same with ASan+UBSan (into build-san/)
 #   make check      every test: unit, engine purity, end to end
 #   make demo       curl through the engine, traced (needs root)
+#   make bench      side-by-side benchmarks (needs root; BENCH_ARGS=--help)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 CC      ?= cc
@@ -87,6 +88,11 @@ check: all check-purity check-unit pkt pkt-selftest pdshim-check check-e2e
 demo: all
 	tools/demo
 
+# Installs its tools (bench/deps), then measures: bench/run --help.
+bench: all
+	bench/deps
+	bench/run $(BENCH_ARGS)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
 	install -m 0644 $(B)/libutcp.so $(DESTDIR)$(PREFIX)/lib/libutcp.so
@@ -96,6 +102,6 @@ install: all
 clean:
 	rm -rf build build-san
 
-.PHONY: all check check-purity check-unit check-e2e demo install clean
+.PHONY: all check check-purity check-unit check-e2e demo bench install clean
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 -include tests/pkt/pkt.mk

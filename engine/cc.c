@@ -25,11 +25,14 @@ cc_common_init(struct utcp_sock *s)
 }
 
 /* Grow only a window that is actually used (RFC 7661's concern; Linux's
- * tcp_is_cwnd_limited), or an idle application inflates cwnd. */
+ * tcp_is_cwnd_limited), or an idle application inflates cwnd. The test
+ * is on the flight before this ACK took `acked` out of it: a small window
+ * that is full (two segments out, both acked at once) is being used, and
+ * must still grow. */
 static bool
-cwnd_limited(const struct utcp_sock *s)
+cwnd_limited(const struct utcp_sock *s, uint32_t acked)
 {
-	return 2 * (uint64_t)(tcp_flight(s) + s->mss) >= s->cwnd;
+	return 2 * ((uint64_t)tcp_flight(s) + acked + s->mss) >= s->cwnd;
 }
 
 /* Slow start (RFC 5681 3.1, RFC 3465 L = 2 SMSS); returns bytes left over
@@ -55,7 +58,7 @@ static void
 reno_on_ack(struct utcp_sock *s, uint32_t acked, utcp_time_t now)
 {
 	(void)now;
-	if (!cwnd_limited(s) || acked == 0)
+	if (acked == 0 || !cwnd_limited(s, acked))
 		return;
 	if (s->cwnd < s->ssthresh) {
 		acked = slow_start(s, acked);
@@ -112,7 +115,7 @@ cubic_on_ack(struct utcp_sock *s, uint32_t acked, utcp_time_t now)
 {
 	double mss = s->mss, cwnd, t, target, k, west;
 
-	if (!cwnd_limited(s) || acked == 0)
+	if (acked == 0 || !cwnd_limited(s, acked))
 		return;
 	if (s->cwnd < s->ssthresh) {
 		acked = slow_start(s, acked);

@@ -68,128 +68,160 @@ const struct cc_algo *cc_find(const char *name);
 
 TAILQ_HEAD(sockq, utcp_sock);
 
+/* Listener-only state, allocated by listen(): most sockets never need it
+ * (issue 7: ≤ 1 KiB of engine state per idle connection). */
+struct utcp_lsn {
+	UT_hash_handle hh; /* st->listeners by key; only a group's head */
+	struct utcp_lkey key;
+	struct utcp_sock *sock;
+	struct utcp_lsn *rp_next; /* the SO_REUSEPORT group, after the head */
+};
+
+/*
+ * Laid out by size (8, 4, 2, 1 bytes, then flag bits) so that it packs
+ * without holes: 100,000 of these live in one daemon. Keep it that way
+ * when adding a field, and keep test_engine_mem passing.
+ */
 struct utcp_sock {
 	struct utcp_stack *st;
-	LIST_ENTRY(utcp_sock) all; /* every socket, for utcp_foreach */
-	LIST_ENTRY(utcp_sock) reap;
-	UT_hash_handle hh; /* st->conns by tuple */
-	UT_hash_handle hl; /* st->listeners by lkey */
-	struct utcp_tuple tuple;
-	struct utcp_lkey lkey;
-	uint8_t family; /* the socket's own family */
-	enum utcp_state state;
+	/* The st->ctab chain by tuple; once released, st->reap's link
+	 * (a released socket is never in ctab). */
+	struct utcp_sock *hnext;
+	LIST_ENTRY(utcp_sock) all; /* every live socket */
 	void *user;
+	struct utcp_lsn *lsn;      /* in st->listeners; NULL otherwise */
 
-	/* Ownership: the app holds it until utcp_close(); embryonic
-	 * connections belong to their listener until accepted. */
-	bool app_owned, dead, in_conns, in_listeners;
-	bool bound, port_explicit, passive;
-	bool shut_rd, shut_wr;	   /* by the application */
-	bool fin_queued, fin_rcvd; /* our FIN is due; theirs arrived */
-	bool ooo_fin;		   /* FIN seen past a gap, at ooo_fin_seq */
-	bool nodelay, cork, more, keepalive, linger_on, v6only, reuseaddr;
-	bool ack_now, wants_writable, in_recovery, rtt_timing;
-	bool ws_ok, ts_ok, sack_ok;	  /* negotiated */
-	bool want_ws, want_ts, want_sack; /* what we offer */
-	bool eof_reported, fin_acked;
-	bool syn_acked; /* our SYN is acknowledged */
-	bool oow_acked;
-	utcp_time_t last_oow_ack; /* rate limit for invalid-segment ACKs */
-	int linger;
-	int so_error; /* pending, positive errno */
-
-	/* Listener side. */
+	/* Listener side. Ownership: the app holds a socket until
+	 * utcp_close(); embryonic connections belong to their listener
+	 * until accepted. */
 	struct utcp_sock *parent;
 	TAILQ_ENTRY(utcp_sock) qe;
 	struct sockq synq, accq;
-	unsigned synq_len, accq_len;
-	bool on_synq, on_accq;
-	int backlog;
+
+	/* Congestion control (RFC 5681, RFC 6582), SACK loss recovery
+	 * (RFC 6675): what the peer SACKed. */
+	const struct cc_algo *cc;
+	struct ring snd; /* bytes from SND.UNA (the SYN is not in it) */
+	struct ring rcv; /* unread in-order bytes, then out-of-order ones */
+	struct reass ooo;
+	struct reass sacked;
+
+	/* Times (µs). */
+	utcp_time_t t_deadline[TCPT_N]; /* timers */
+	utcp_time_t t_earliest;
+	utcp_time_t last_oow_ack; /* rate limit for invalid-segment ACKs */
+	utcp_time_t ts_recent_age;
+	utcp_time_t rtt_start;
+	utcp_time_t rtx_start; /* first send of the oldest unacked data */
+	utcp_time_t cc_epoch, last_send;
+	uint64_t cc_k; /* µs */
+	utcp_time_t last_rcv; /* any segment from the peer */
+	utcp_time_t persist_start;
+	utcp_time_t last_data_recv, last_ack_recv, last_data_sent;
+	uint64_t bytes_sent, bytes_acked, bytes_received, bytes_retrans;
+
+	uint32_t hashv; /* of tuple, for st->ctab */
+	uint32_t heap_idx;
+	int linger;
 
 	/* Send sequence space (RFC 9293 3.3.1); SND.MAX is the highest
 	 * sequence sent, SND.NXT steps back on retransmission. */
 	uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2;
 	uint32_t max_sndwnd;
-	uint8_t snd_wscale, rcv_wscale;
-	uint16_t peer_mss, user_mss;
-	uint32_t mss;	 /* largest payload we send, before options */
-	struct ring snd; /* bytes from SND.UNA (the SYN is not in it) */
+	uint32_t mss; /* largest payload we send, before options */
 	uint32_t sndbuf;
 
 	/* Receive sequence space. */
 	uint32_t irs, rcv_nxt, rcv_adv, last_ack_sent, rcv_wup;
 	uint32_t ooo_fin_seq;
-	struct ring rcv; /* unread in-order bytes, then out-of-order ones */
-	struct reass ooo;
 	uint32_t rcvbuf;
 	uint32_t rcv_mss;     /* largest segment seen from the peer */
 	uint32_t rcv_unacked; /* bytes since our last ACK */
-	uint8_t quickack;
 
 	/* Timestamps (RFC 7323). */
 	uint32_t ts_recent, ts_offset;
-	utcp_time_t ts_recent_age;
 
 	/* RTT (RFC 6298), µs; srtt 0 = no sample yet. */
 	uint32_t srtt, rttvar, rto;
 	uint32_t rtt_seq;
-	utcp_time_t rtt_start;
-	unsigned backoff;      /* RTOs in a row */
-	utcp_time_t rtx_start; /* first send of the oldest unacked data */
+	unsigned backoff; /* RTOs in a row */
 
-	/* Congestion control (RFC 5681, RFC 6582), SACK loss recovery
-	 * (RFC 6675): what the peer SACKed, and the highest sequence
-	 * retransmitted in this recovery (HighRxt). */
-	const struct cc_algo *cc;
+	/* Congestion control; rtx_hi is the highest sequence retransmitted
+	 * in this recovery (HighRxt). */
 	uint32_t cwnd, ssthresh, recover, dupacks;
-	struct reass sacked;
 	uint32_t rtx_hi;
-	bool sack_recovery;
 	uint32_t cc_wmax, cc_origin, cc_west, cc_cnt;
-	utcp_time_t cc_epoch, last_send;
-	uint64_t cc_k; /* µs */
-
-	/* Timers. */
-	utcp_time_t t_deadline[TCPT_N];
-	utcp_time_t t_earliest;
-	uint32_t heap_idx;
 
 	/* Keepalive and timeouts. */
-	unsigned keepidle, keepintvl, keepcnt; /* s, s, count */
-	unsigned user_timeout;		       /* ms, 0 = off */
-	uint32_t probes;		       /* keepalive or persist */
-	unsigned persist_backoff;
-	utcp_time_t last_rcv; /* any segment from the peer */
-	utcp_time_t persist_start;
+	unsigned user_timeout; /* ms, 0 = off */
+	uint32_t probes;       /* keepalive or persist */
 
 	/* Options stored for getsockopt() only (no engine effect yet). */
-	bool reuseport;
-	int syncnt, linger2, defer_accept, window_clamp, notsent_lowat;
+	int linger2, defer_accept, window_clamp, notsent_lowat;
 
 	/* TCP_INFO and `utcp ss`. */
-	uint8_t tos;
-	uint16_t ip_id;
 	uint32_t retransmits, total_retrans, segs_in, segs_out;
 	uint32_t ooo_pkts;
-	uint64_t bytes_sent, bytes_acked, bytes_received, bytes_retrans;
-	utcp_time_t last_data_recv, last_ack_recv, last_data_sent;
+
+	struct utcp_tuple tuple; /* 38 bytes */
+	uint16_t peer_mss, user_mss;
+	uint16_t ip_id;
+	uint16_t keepidle, keepintvl; /* s (Linux: ≤ 32767) */
+	uint16_t backlog;	      /* 0 … cfg.max_backlog (≤ 65534) */
+	uint16_t synq_len, accq_len;  /* ≤ backlog + 1 */
+	int16_t so_error;	      /* pending, positive errno */
+	uint8_t keepcnt;	      /* ≤ 127 */
+	uint8_t syncnt;		      /* ≤ 127, 0 = the stack's */
+	uint8_t family : 4;	      /* the socket's own: AF_INET(6) */
+	enum utcp_state state : 4;
+	uint8_t snd_wscale : 4, rcv_wscale : 4; /* ≤ 14 (RFC 7323 2.3) */
+	uint8_t quickack;
+	uint8_t tos;
+	uint8_t persist_backoff; /* ≤ 16 */
+	uint8_t soft_err; /* ICMP error on a synchronized connection (errno) */
+
+	bool app_owned : 1, dead : 1, in_conns : 1;
+	bool bound : 1, port_explicit : 1, passive : 1;
+	bool on_synq : 1, on_accq : 1;
+	bool shut_rd : 1, shut_wr : 1;	     /* by the application */
+	bool fin_queued : 1, fin_rcvd : 1;   /* our FIN is due; theirs arrived */
+	bool ooo_fin : 1;		     /* FIN seen past a gap, at ooo_fin_seq */
+	bool nodelay : 1, cork : 1, more : 1, keepalive : 1, linger_on : 1;
+	bool v6only : 1, reuseaddr : 1, reuseport : 1;
+	bool ack_now : 1, wants_writable : 1, in_recovery : 1, rtt_timing : 1;
+	bool ws_ok : 1, ts_ok : 1, sack_ok : 1;		 /* negotiated */
+	bool want_ws : 1, want_ts : 1, want_sack : 1; /* what we offer */
+	bool eof_reported : 1, fin_acked : 1;
+	bool syn_acked : 1; /* our SYN is acknowledged */
+	bool oow_acked : 1;
+	bool sack_recovery : 1;
+	bool tlp_armed : 1, tlp_sent : 1; /* RFC 8985 7: the REXMT timer is a
+					    probe timeout; one went out */
+	/* bind() named our address (in tuple.laddr; v4: an IPv4 one) */
+	bool addr_bound : 1, addr_bound_v4 : 1;
+	bool rp_bound : 1; /* counted in nreuseport */
 };
 
-struct port_ent {
-	uint16_t port;
-	unsigned nref;	    /* sockets using the port */
-	unsigned nexplicit; /* of those, bound by the application */
-	UT_hash_handle hh;
+/* Port use counts, in pages of 1024 ports allocated as ports are used. */
+#define PORT_PAGE 1024
+struct port_page {
+	uint32_t used; /* ports of this page with nref > 0 */
+	uint32_t nref[PORT_PAGE];      /* sockets using the port */
+	uint32_t nexplicit[PORT_PAGE]; /* of those, bound by the application */
+	uint32_t nreuseport[PORT_PAGE]; /* of those, with SO_REUSEPORT */
 };
 
 struct utcp_stack {
 	struct utcp_config cfg;
 	uint64_t stats[UTCP_NSTATS];
-	struct utcp_sock *conns;     /* uthash by tuple */
-	struct utcp_sock *listeners; /* uthash by lkey */
-	struct port_ent *ports;
+	struct utcp_sock **ctab; /* connections by tuple: chains */
+	uint32_t ctab_mask;	 /* buckets - 1 (a power of two) */
+	uint32_t nconns;
+	uint8_t hkey[16];	 /* SipHash key for ctab, from isn_key */
+	struct utcp_lsn *listeners; /* uthash by lkey */
+	struct port_page *ports[65536 / PORT_PAGE];
 	LIST_HEAD(, utcp_sock) socks;
-	LIST_HEAD(, utcp_sock) reaplist;
+	struct utcp_sock *reap; /* released, freed at the end of the call */
 	unsigned nsocks;
 	struct utcp_sock **heap; /* by t_earliest */
 	uint32_t heap_len, heap_cap;
@@ -227,6 +259,12 @@ struct utcp_sock *listen_lookup(struct utcp_stack *st, uint8_t family,
 int port_ref(struct utcp_stack *st, uint16_t port, bool explicit_bind);
 void port_unref(struct utcp_stack *st, uint16_t port, bool explicit_bind);
 bool port_busy(struct utcp_stack *st, uint16_t port, bool explicit_only);
+/* Every application bind of the port had SO_REUSEPORT (and there is one) */
+bool port_reuseport_only(struct utcp_stack *st, uint16_t port);
+void port_reuseport(struct utcp_stack *st, uint16_t port, int delta);
+/* The listener of a SO_REUSEPORT group that takes this connection */
+struct utcp_sock *listen_select(struct utcp_stack *st,
+				const struct utcp_tuple *t);
 const struct utcp_addr *local_addr(struct utcp_stack *st, uint8_t family);
 
 /* isn.c */
@@ -256,6 +294,11 @@ uint32_t tcp_now_ts(const struct utcp_sock *s, utcp_time_t now);
 int tcp_output(struct utcp_sock *s, utcp_time_t now);
 int tcp_output_force(struct utcp_sock *s, utcp_time_t now);
 void tcp_retransmit_una(struct utcp_sock *s, utcp_time_t now);
+
+/* icmp.c */
+void icmp_input(struct utcp_stack *st, const struct wire_ip *ip,
+		utcp_time_t now);
+void tcp_send_loss_probe(struct utcp_sock *s, utcp_time_t now);
 void tcp_send_ack(struct utcp_sock *s, utcp_time_t now);
 void tcp_send_rst(struct utcp_sock *s, const char *cause, utcp_time_t now);
 void tcp_send_probe(struct utcp_sock *s, utcp_time_t now);

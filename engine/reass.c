@@ -27,14 +27,16 @@ reass_add(struct reass *q, uint32_t left, uint32_t right, uint32_t max_blocks)
 		if (q->n >= max_blocks)
 			return -ENOBUFS;
 		if (q->n == q->cap) {
-			uint32_t ncap = q->cap ? q->cap * 2 : 8;
-			struct reass_blk *nb =
-			    realloc(q->b, ncap * sizeof(*nb));
+			uint32_t ncap = q->cap ? q->cap * 2u : 8u;
+			struct reass_blk *nb;
 
+			if (ncap > UINT16_MAX)
+				return -ENOBUFS;
+			nb = realloc(q->b, ncap * sizeof(*nb));
 			if (nb == NULL)
 				return -ENOMEM;
 			q->b = nb;
-			q->cap = ncap;
+			q->cap = (uint16_t)ncap;
 		}
 		memmove(&q->b[i + 1], &q->b[i], (q->n - i) * sizeof(q->b[0]));
 		q->n++;
@@ -48,6 +50,17 @@ reass_add(struct reass *q, uint32_t left, uint32_t right, uint32_t max_blocks)
 	return 0;
 }
 
+/* An empty list gives its array back: idle connections keep none. */
+static void
+reass_shrink(struct reass *q)
+{
+	if (q->n == 0 && q->b != NULL) {
+		free(q->b);
+		q->b = NULL;
+		q->cap = 0;
+	}
+}
+
 bool
 reass_pop(struct reass *q, uint32_t rcv_nxt, uint32_t *right)
 {
@@ -58,9 +71,11 @@ reass_pop(struct reass *q, uint32_t rcv_nxt, uint32_t *right)
 		q->n--;
 		if (SEQ_GT(r, rcv_nxt)) {
 			*right = r;
+			reass_shrink(q);
 			return true;
 		}
 	}
+	reass_shrink(q);
 	return false;
 }
 
@@ -104,6 +119,7 @@ reass_trim_below(struct reass *q, uint32_t seq)
 	if (i > 0) {
 		memmove(&q->b[0], &q->b[i], (q->n - i) * sizeof(q->b[0]));
 		q->n -= i;
+		reass_shrink(q);
 	}
 	if (q->n > 0 && SEQ_LT(q->b[0].left, seq))
 		q->b[0].left = seq;

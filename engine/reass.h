@@ -21,7 +21,7 @@ struct reass_blk {
 
 struct reass {
 	struct reass_blk *b;
-	uint32_t n, cap;
+	uint16_t n, cap; /* blocks are bounded far below 65535 */
 	uint32_t stamp;
 };
 

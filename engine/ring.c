@@ -5,7 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RING_MIN 4096u
+/* Small first: a request or an answer of a few hundred bytes does not
+ * take a page per connection at once (10,000 connections answering
+ * together leave the heap at that high-water mark); bulk writes size the
+ * ring in one step (ring_reserve doubles up to what is needed). */
+#define RING_MIN 512u
 
 int
 ring_reserve(struct ring *r, uint32_t need)
@@ -53,6 +57,8 @@ ring_write_at(struct ring *r, uint32_t off, const void *src, uint32_t n)
 		first = n;
 	memcpy(r->buf + pos, src, first);
 	memcpy(r->buf, (const uint8_t *)src + first, n - first);
+	if (off + n > r->end)
+		r->end = off + n;
 	return 0;
 }
 
@@ -75,8 +81,23 @@ void
 ring_consume(struct ring *r, uint32_t n)
 {
 	r->len -= n;
-	if (r->cap != 0)
-		r->head = (r->head + n) & (r->cap - 1);
+	if (r->end <= n) {
+		/* Nothing left that was ever written: an idle connection
+		 * keeps no buffer (issue 7, ≤ 1 KiB per connection). */
+		free(r->buf);
+		r->buf = NULL;
+		r->cap = r->head = r->end = 0;
+		return;
+	}
+	r->end -= n;
+	r->head = (r->head + n) & (r->cap - 1);
+}
+
+void
+ring_release_if_empty(struct ring *r)
+{
+	if (r->len == 0)
+		ring_free(r);
 }
 
 void
@@ -84,5 +105,5 @@ ring_free(struct ring *r)
 {
 	free(r->buf);
 	r->buf = NULL;
-	r->cap = r->head = r->len = 0;
+	r->cap = r->head = r->len = r->end = 0;
 }

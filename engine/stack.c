@@ -91,7 +91,20 @@ utcp_stack_new(const struct utcp_config *cfg)
 		st->cfg.rto_initial = UTCP_SEC(1);
 	if (st->cfg.max_backlog == 0)
 		st->cfg.max_backlog = 4096;
+	/* Queue lengths are 16-bit (Linux's somaxconn default is 4096). */
+	if (st->cfg.max_backlog > 65534)
+		st->cfg.max_backlog = 65534;
 	st->prng = cfg->seed ^ 0x9e3779b97f4a7c15ULL;
+	/* The demux hash is keyed (remote peers choose ports and could
+	 * otherwise aim at one chain), with a key apart from the ISN's. */
+	{
+		static const char tag[] = "utcp demux hash";
+		uint64_t k0 = siphash24(st->cfg.isn_key, tag, 8);
+		uint64_t k1 = siphash24(st->cfg.isn_key, tag + 8, 8);
+
+		memcpy(st->hkey, &k0, 8);
+		memcpy(st->hkey + 8, &k1, 8);
+	}
 	st->pkt_cap = st->cfg.mtu;
 	st->pkt = malloc(st->pkt_cap);
 	if (st->pkt == NULL) {
@@ -99,7 +112,6 @@ utcp_stack_new(const struct utcp_config *cfg)
 		return NULL;
 	}
 	LIST_INIT(&st->socks);
-	LIST_INIT(&st->reaplist);
 	return st;
 }
 
@@ -110,6 +122,7 @@ sock_destroy(struct utcp_sock *s)
 	ring_free(&s->rcv);
 	reass_free(&s->ooo);
 	reass_free(&s->sacked);
+	free(s->lsn);
 	free(s);
 }
 
@@ -123,17 +136,10 @@ utcp_stack_free(struct utcp_stack *st)
 	while ((s = LIST_FIRST(&st->socks)) != NULL)
 		sock_release(s);
 	stack_reap(st);
-	HASH_CLEAR(hh, st->conns);
-	HASH_CLEAR(hl, st->listeners);
-	{
-		struct port_ent *p, *tmp;
-
-		HASH_ITER(hh, st->ports, p, tmp)
-		{
-			HASH_DEL(st->ports, p);
-			free(p);
-		}
-	}
+	free(st->ctab);
+	HASH_CLEAR(hh, st->listeners);
+	for (size_t i = 0; i < sizeof(st->ports) / sizeof(st->ports[0]); i++)
+		free(st->ports[i]);
 	free(st->heap);
 	free(st->pkt);
 	free(st);
@@ -230,6 +236,15 @@ local_addr(struct utcp_stack *st, uint8_t family)
 	return a->family == family ? a : NULL;
 }
 
+/* A configured count, its default when 0, at most max. */
+static unsigned
+cfg_clamp(unsigned v, unsigned dflt, unsigned max)
+{
+	if (v == 0)
+		v = dflt;
+	return v > max ? max : v;
+}
+
 struct utcp_sock *
 sock_alloc(struct utcp_stack *st, int family)
 {
@@ -250,9 +265,10 @@ sock_alloc(struct utcp_stack *st, int family)
 	TAILQ_INIT(&s->accq);
 	s->sndbuf = c->sndbuf;
 	s->rcvbuf = c->rcvbuf;
-	s->keepidle = c->keepidle ? c->keepidle : 7200;
-	s->keepintvl = c->keepintvl ? c->keepintvl : 75;
-	s->keepcnt = c->keepcnt ? c->keepcnt : 9;
+	/* Linux's ranges (MAX_TCP_KEEPIDLE …), which the fields hold. */
+	s->keepidle = (uint16_t)cfg_clamp(c->keepidle, 7200, 32767);
+	s->keepintvl = (uint16_t)cfg_clamp(c->keepintvl, 75, 32767);
+	s->keepcnt = (uint8_t)cfg_clamp(c->keepcnt, 9, 127);
 	s->want_ws = s->want_ts = s->want_sack = true;
 	s->cc = &cc_cubic;
 	s->mss = UTCP_MSS_DEFAULT;
@@ -293,11 +309,16 @@ sock_release(struct utcp_sock *s)
 	listen_unhash(s);
 	timer_cancel_all(s);
 	if (s->bound) {
+		if (s->rp_bound)
+			port_reuseport(st, s->tuple.lport, -1);
+		s->rp_bound = false;
 		port_unref(st, s->tuple.lport, s->port_explicit);
 		s->bound = false;
 	}
 	LIST_REMOVE(s, all);
-	LIST_INSERT_HEAD(&st->reaplist, s, reap);
+	/* utcp_foreach may be past s: s's own link stays as it was. */
+	s->hnext = st->reap;
+	st->reap = s;
 }
 
 void
@@ -305,7 +326,7 @@ stack_reap(struct utcp_stack *st)
 {
 	struct utcp_sock *s;
 
-	while ((s = LIST_FIRST(&st->reaplist)) != NULL) {
+	while ((s = st->reap) != NULL) {
 		struct utcp_event ev = {
 		    .type = UTCP_EV_FREED,
 		    .sock = s,
@@ -314,23 +335,69 @@ stack_reap(struct utcp_stack *st)
 		    .cause = "freed",
 		};
 
-		LIST_REMOVE(s, reap);
+		st->reap = s->hnext;
 		ev_emit_full(st, &ev);
 		sock_destroy(s);
 		st->nsocks--;
 	}
 }
 
+/* ---- connections by 4-tuple: chained buckets, a power of two of them,
+ * doubled when the chains average one entry and halved when they average
+ * under 1/8. Each socket carries only its chain link and hash. ---- */
+
+#define CTAB_MIN 64u
+
+static uint32_t
+tuple_hash(const struct utcp_stack *st, const struct utcp_tuple *t)
+{
+	return (uint32_t)siphash24(st->hkey, t, sizeof(*t));
+}
+
+/* Move every connection into a table of nb buckets; keep the old table
+ * when memory is short (chains just grow longer). */
+static void
+ctab_resize(struct utcp_stack *st, uint32_t nb)
+{
+	struct utcp_sock **nt = calloc(nb, sizeof(*nt));
+	uint32_t ob = st->ctab ? st->ctab_mask + 1 : 0;
+
+	if (nt == NULL)
+		return;
+	for (uint32_t i = 0; i < ob; i++) {
+		struct utcp_sock *s = st->ctab[i], *next;
+
+		for (; s != NULL; s = next) {
+			next = s->hnext;
+			s->hnext = nt[s->hashv & (nb - 1)];
+			nt[s->hashv & (nb - 1)] = s;
+		}
+	}
+	free(st->ctab);
+	st->ctab = nt;
+	st->ctab_mask = nb - 1;
+}
+
 int
 conn_hash(struct utcp_sock *s)
 {
-	int hash_oom = 0;
+	struct utcp_stack *st = s->st;
+	uint32_t b;
 
 	if (s->in_conns)
 		return 0;
-	HASH_ADD(hh, s->st->conns, tuple, sizeof(struct utcp_tuple), s);
-	if (hash_oom)
-		return -ENOMEM;
+	if (st->ctab == NULL) {
+		ctab_resize(st, CTAB_MIN);
+		if (st->ctab == NULL)
+			return -ENOMEM;
+	} else if (st->nconns > st->ctab_mask && st->ctab_mask < INT32_MAX) {
+		ctab_resize(st, (st->ctab_mask + 1) * 2);
+	}
+	s->hashv = tuple_hash(st, &s->tuple);
+	b = s->hashv & st->ctab_mask;
+	s->hnext = st->ctab[b];
+	st->ctab[b] = s;
+	st->nconns++;
 	s->in_conns = true;
 	return 0;
 }
@@ -338,113 +405,218 @@ conn_hash(struct utcp_sock *s)
 void
 conn_unhash(struct utcp_sock *s)
 {
+	struct utcp_stack *st = s->st;
+	struct utcp_sock **pp;
+
 	if (!s->in_conns)
 		return;
-	HASH_DELETE(hh, s->st->conns, s);
+	for (pp = &st->ctab[s->hashv & st->ctab_mask]; *pp != s;
+	     pp = &(*pp)->hnext)
+		;
+	*pp = s->hnext;
+	s->hnext = NULL;
 	s->in_conns = false;
+	if (--st->nconns == 0) {
+		free(st->ctab);
+		st->ctab = NULL;
+	} else if (st->ctab_mask + 1 > CTAB_MIN &&
+		   st->nconns < (st->ctab_mask + 1) / 8) {
+		ctab_resize(st, (st->ctab_mask + 1) / 2);
+	}
 }
 
 struct utcp_sock *
 conn_lookup(struct utcp_stack *st, const struct utcp_tuple *t)
 {
 	struct utcp_sock *s;
+	uint32_t h;
 
-	HASH_FIND(hh, st->conns, t, sizeof(*t), s);
-	return s;
+	if (st->ctab == NULL)
+		return NULL;
+	h = tuple_hash(st, t);
+	for (s = st->ctab[h & st->ctab_mask]; s != NULL; s = s->hnext)
+		if (s->hashv == h && memcmp(&s->tuple, t, sizeof(*t)) == 0)
+			return s;
+	return NULL;
 }
+
+/* ---- listeners by (family, port), in a small side record ---- */
 
 int
 listen_hash(struct utcp_sock *s)
 {
+	struct utcp_lsn *l;
 	int hash_oom = 0;
 
-	if (s->in_listeners)
+	struct utcp_lsn *head;
+
+	if (s->lsn != NULL)
 		return 0;
-	memset(&s->lkey, 0, sizeof(s->lkey));
-	s->lkey.port = s->tuple.lport;
-	s->lkey.family = s->family;
-	HASH_ADD(hl, s->st->listeners, lkey, sizeof(struct utcp_lkey), s);
-	if (hash_oom)
+	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return -ENOMEM;
-	s->in_listeners = true;
+	l->key.port = s->tuple.lport;
+	l->key.family = s->family;
+	l->sock = s;
+	HASH_FIND(hh, s->st->listeners, &l->key, sizeof(l->key), head);
+	if (head != NULL) {
+		/* SO_REUSEPORT: one more in the group (bind checked it) */
+		if (!s->reuseport || !head->sock->reuseport) {
+			free(l);
+			return -EADDRINUSE;
+		}
+		l->rp_next = head->rp_next;
+		head->rp_next = l;
+		s->lsn = l;
+		return 0;
+	}
+	HASH_ADD(hh, s->st->listeners, key, sizeof(struct utcp_lkey), l);
+	if (hash_oom) {
+		free(l);
+		return -ENOMEM;
+	}
+	s->lsn = l;
 	return 0;
 }
 
 void
 listen_unhash(struct utcp_sock *s)
 {
-	if (!s->in_listeners)
+	struct utcp_lsn *head, **pp;
+	int hash_oom = 0;
+
+	if (s->lsn == NULL)
 		return;
-	HASH_DELETE(hl, s->st->listeners, s);
-	s->in_listeners = false;
+	HASH_FIND(hh, s->st->listeners, &s->lsn->key, sizeof(s->lsn->key),
+		  head);
+	if (head == s->lsn) {
+		HASH_DELETE(hh, s->st->listeners, head);
+		if (head->rp_next != NULL) {
+			/* the next of the group leads it now */
+			HASH_ADD(hh, s->st->listeners, key,
+				 sizeof(struct utcp_lkey), head->rp_next);
+			(void)hash_oom; /* a delete just made room */
+		}
+	} else if (head != NULL) {
+		for (pp = &head->rp_next; *pp != NULL; pp = &(*pp)->rp_next)
+			if (*pp == s->lsn) {
+				*pp = s->lsn->rp_next;
+				break;
+			}
+	}
+	free(s->lsn);
+	s->lsn = NULL;
 }
 
 struct utcp_sock *
 listen_lookup(struct utcp_stack *st, uint8_t family, uint16_t port)
 {
 	struct utcp_lkey k = {.port = port, .family = family};
-	struct utcp_sock *s;
+	struct utcp_lsn *l;
 
-	HASH_FIND(hl, st->listeners, &k, sizeof(k), s);
-	if (s == NULL && family == AF_INET) {
+	HASH_FIND(hh, st->listeners, &k, sizeof(k), l);
+	if (l == NULL && family == AF_INET) {
 		/* A dual-stack IPv6 listener takes IPv4 too. */
 		k.family = AF_INET6;
-		HASH_FIND(hl, st->listeners, &k, sizeof(k), s);
-		if (s != NULL && s->v6only)
-			s = NULL;
+		HASH_FIND(hh, st->listeners, &k, sizeof(k), l);
+		if (l != NULL && l->sock->v6only)
+			l = NULL;
 	}
-	return s;
+	return l != NULL ? l->sock : NULL;
 }
+
+struct utcp_sock *
+listen_select(struct utcp_stack *st, const struct utcp_tuple *t)
+{
+	struct utcp_sock *l = listen_lookup(st, t->family, t->lport);
+	const struct utcp_lsn *g;
+	uint32_t n = 0, h = 2166136261u, k;
+
+	if (l == NULL || l->lsn == NULL || l->lsn->rp_next == NULL)
+		return l;
+	/* SO_REUSEPORT: the group shares the connections, each flow always
+	 * to the same member (FNV-1a of the peer's address and port) */
+	for (g = l->lsn; g != NULL; g = g->rp_next)
+		if (g->sock->state == UTCP_LISTEN)
+			n++;
+	if (n == 0)
+		return l;
+	for (size_t i = 0; i < sizeof(t->raddr); i++)
+		h = (h ^ t->raddr[i]) * 16777619u;
+	h = ((h ^ (t->rport & 0xff)) * 16777619u ^ (t->rport >> 8)) * 16777619u;
+	k = h % n;
+	for (g = l->lsn; g != NULL; g = g->rp_next)
+		if (g->sock->state == UTCP_LISTEN && k-- == 0)
+			return g->sock;
+	return l;
+}
+
+/* ---- local ports in use: counts in pages of PORT_PAGE ports, a page
+ * allocated while any of its ports is used ---- */
 
 int
 port_ref(struct utcp_stack *st, uint16_t port, bool explicit_bind)
 {
-	struct port_ent *p;
-	int hash_oom = 0;
+	struct port_page **pg = &st->ports[port / PORT_PAGE];
+	unsigned i = port % PORT_PAGE;
 
-	HASH_FIND(hh, st->ports, &port, sizeof(port), p);
-	if (p == NULL) {
-		p = calloc(1, sizeof(*p));
-		if (p == NULL)
-			return -ENOMEM;
-		p->port = port;
-		HASH_ADD(hh, st->ports, port, sizeof(p->port), p);
-		if (hash_oom) {
-			free(p);
-			return -ENOMEM;
-		}
-	}
-	p->nref++;
+	if (*pg == NULL && (*pg = calloc(1, sizeof(**pg))) == NULL)
+		return -ENOMEM;
+	if ((*pg)->nref[i]++ == 0)
+		(*pg)->used++;
 	if (explicit_bind)
-		p->nexplicit++;
+		(*pg)->nexplicit[i]++;
 	return 0;
 }
 
 void
 port_unref(struct utcp_stack *st, uint16_t port, bool explicit_bind)
 {
-	struct port_ent *p;
+	struct port_page *pg = st->ports[port / PORT_PAGE];
+	unsigned i = port % PORT_PAGE;
 
-	HASH_FIND(hh, st->ports, &port, sizeof(port), p);
-	if (p == NULL)
+	if (pg == NULL || pg->nref[i] == 0)
 		return;
-	if (explicit_bind && p->nexplicit > 0)
-		p->nexplicit--;
-	if (--p->nref == 0) {
-		HASH_DEL(st->ports, p);
-		free(p);
+	if (explicit_bind && pg->nexplicit[i] > 0)
+		pg->nexplicit[i]--;
+	if (--pg->nref[i] == 0) {
+		pg->nexplicit[i] = 0;
+		pg->nreuseport[i] = 0;
+		if (--pg->used == 0) {
+			free(pg);
+			st->ports[port / PORT_PAGE] = NULL;
+		}
 	}
 }
 
 bool
 port_busy(struct utcp_stack *st, uint16_t port, bool explicit_only)
 {
-	struct port_ent *p;
+	const struct port_page *pg = st->ports[port / PORT_PAGE];
+	unsigned i = port % PORT_PAGE;
 
-	HASH_FIND(hh, st->ports, &port, sizeof(port), p);
-	if (p == NULL)
+	if (pg == NULL)
 		return false;
-	return explicit_only ? p->nexplicit > 0 : p->nref > 0;
+	return explicit_only ? pg->nexplicit[i] > 0 : pg->nref[i] > 0;
+}
+
+bool
+port_reuseport_only(struct utcp_stack *st, uint16_t port)
+{
+	const struct port_page *pg = st->ports[port / PORT_PAGE];
+	unsigned i = port % PORT_PAGE;
+
+	return pg != NULL && pg->nexplicit[i] > 0 &&
+	       pg->nreuseport[i] == pg->nexplicit[i];
+}
+
+void
+port_reuseport(struct utcp_stack *st, uint16_t port, int delta)
+{
+	struct port_page *pg = st->ports[port / PORT_PAGE];
+	unsigned i = port % PORT_PAGE;
+
+	if (pg != NULL && (delta > 0 || pg->nreuseport[i] > 0))
+		pg->nreuseport[i] += (uint32_t)delta;
 }
 
 /* RFC 1122 3.2.1.3 / RFC 9293 3.9.1: no connection from a broadcast,
@@ -464,6 +636,13 @@ void
 utcp_input(struct utcp_stack *st, const uint8_t *pkt, size_t len,
 	   utcp_time_t now)
 {
+	utcp_input_flags(st, pkt, len, 0, now);
+}
+
+void
+utcp_input_flags(struct utcp_stack *st, const uint8_t *pkt, size_t len,
+		 unsigned flags, utcp_time_t now)
+{
 	const struct utcp_addr *me;
 	struct wire_ip ip;
 	struct wire_tcp seg;
@@ -481,15 +660,21 @@ utcp_input(struct utcp_stack *st, const uint8_t *pkt, size_t len,
 		drop_pkt(st, NULL, UTCP_STAT_drop_ip_not_ours, now);
 		return;
 	}
-	if (ip.proto != WIRE_IPPROTO_TCP) {
-		drop_pkt(st, NULL, UTCP_STAT_drop_ip_proto, now);
-		return;
-	}
 	if (bad_source(&ip)) {
 		drop_pkt(st, NULL, UTCP_STAT_drop_ip_bad_src, now);
 		return;
 	}
-	if ((err = wire_tcp_parse(&ip, &seg)) != 0) {
+	if (ip.proto == (ip.family == AF_INET ? WIRE_IPPROTO_ICMP
+					      : WIRE_IPPROTO_ICMPV6)) {
+		icmp_input(st, &ip, now);
+		stack_reap(st);
+		return;
+	}
+	if (ip.proto != WIRE_IPPROTO_TCP) {
+		drop_pkt(st, NULL, UTCP_STAT_drop_ip_proto, now);
+		return;
+	}
+	if ((err = wire_tcp_parse_ex(&ip, &seg, flags)) != 0) {
 		drop_pkt(st, NULL, err, now);
 		return;
 	}

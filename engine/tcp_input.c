@@ -329,13 +329,23 @@ ack_advance(struct utcp_sock *s, const struct wire_tcp *seg, utcp_time_t now)
 	if (sampled)
 		s->backoff = 0;
 	s->retransmits = 0;
+	s->tlp_sent = false; /* the flight moved: a new probe may go */
 	sack_prune(s);
 	if (s->in_recovery) {
 		if (SEQ_GEQ(seg->ack, s->recover)) {
-			/* Full ACK: leave fast recovery (RFC 6582 3.2.3). */
+			/* Full ACK: leave fast recovery. NewReno (RFC 6582
+			 * 3.2.3, option 1) deflates to what is in flight plus
+			 * one segment, against a burst; with SACK the pipe
+			 * already kept the flight near cwnd = ssthresh
+			 * (RFC 6675), which stays, as Linux's does: a flight
+			 * that the recovery drained must not collapse the
+			 * window to one segment. */
 			uint32_t fl = tcp_flight(s) + s->mss;
 
-			s->cwnd = s->ssthresh < fl ? s->ssthresh : fl;
+			if (!s->sack_recovery && fl < s->ssthresh)
+				s->cwnd = fl;
+			else
+				s->cwnd = s->ssthresh;
 			s->in_recovery = false;
 			s->sack_recovery = false;
 			s->dupacks = 0;
@@ -514,7 +524,7 @@ data_input(struct utcp_sock *s, const struct wire_tcp *seg, bool *fin,
 	   utcp_time_t now)
 {
 	struct utcp_stack *st = s->st;
-	uint32_t seq = seg->seq, len = seg->len, off, limit;
+	uint32_t seq = seg->seq, len = seg->len, off, limit, direct = 0;
 	const uint8_t *data = seg->data;
 	bool gap_before = s->ooo.n > 0;
 
@@ -597,13 +607,24 @@ data_input(struct utcp_sock *s, const struct wire_tcp *seg, bool *fin,
 		s->quickack = TCP_MAX_QUICKACKS;
 		return;
 	}
-	if (ring_write_at(&s->rcv, off, data, len) != 0) {
+	/* Nothing unread: the application may take the bytes from the
+	 * packet itself, one copy fewer (cfg.deliver). */
+	if (s->rcv.len == 0 && s->ooo.n == 0 && st->cfg.deliver != NULL &&
+	    s->app_owned && !s->shut_rd) {
+		size_t t = st->cfg.deliver(st->cfg.ctx, s, data, len);
+
+		direct = t < len ? (uint32_t)t : len;
+	}
+	if (direct < len &&
+	    ring_write_at(&s->rcv, off, data + direct, len - direct) != 0) {
 		drop_pkt(st, s, UTCP_STAT_drop_nomem, now);
 		s->ack_now = true;
 		*fin = false;
-		return;
+		if (direct == 0)
+			return;
+		len = direct; /* what the application took stays taken */
 	}
-	s->rcv.len += len;
+	s->rcv.len += len - direct;
 	s->rcv_nxt += len;
 	s->bytes_received += len;
 	s->rcv_unacked += len;
@@ -638,7 +659,8 @@ data_input(struct utcp_sock *s, const struct wire_tcp *seg, bool *fin,
 	} else if (!timer_on(s, TCPT_DELACK)) {
 		timer_set(s, TCPT_DELACK, now + st->cfg.delack);
 	}
-	tcp_rcv_avail_event(s, now);
+	if (s->rcv.len > 0) /* not all of it delivered already */
+		tcp_rcv_avail_event(s, now);
 }
 
 static void
@@ -708,7 +730,7 @@ sync_input(struct utcp_sock *s, const struct wire_ip *ip,
 	struct wire_tcp trimmed;
 
 	if (s->state == UTCP_TIME_WAIT && time_wait_reuse(s, seg)) {
-		struct utcp_sock *l = listen_lookup(st, t->family, t->lport);
+		struct utcp_sock *l = listen_select(st, t);
 
 		if (l != NULL && l->state == UTCP_LISTEN) {
 			tcp_closed(s, now);
@@ -871,7 +893,7 @@ tcp_input(struct utcp_stack *st, const struct wire_ip *ip,
 			sync_input(s, ip, seg, &t, now);
 		return;
 	}
-	l = listen_lookup(st, t.family, t.lport);
+	l = listen_select(st, &t);
 	if (l != NULL && l->state == UTCP_LISTEN) {
 		l->segs_in++;
 		listen_input(l, ip, seg, &t, now);
@@ -880,4 +902,40 @@ tcp_input(struct utcp_stack *st, const struct wire_ip *ip,
 	/* RFC 9293 3.10.7.1: no connection — answer with a RST. */
 	drop_pkt(st, NULL, UTCP_STAT_drop_no_socket, now);
 	tcp_respond_rst(st, ip, seg, "no socket", NULL, now);
+}
+
+/* ---- the receive buffer without a copy (utcp.h) ---- */
+
+size_t
+utcp_recv_peek(const struct utcp_sock *s, struct utcp_iov iov[2])
+{
+	const struct ring *r = &s->rcv;
+	uint32_t pos, first;
+
+	iov[0].len = iov[1].len = 0;
+	if (r->len == 0)
+		return 0;
+	pos = r->head & (r->cap - 1);
+	first = r->cap - pos;
+	if (first > r->len)
+		first = r->len;
+	iov[0].base = r->buf + pos;
+	iov[0].len = first;
+	iov[1].base = r->buf;
+	iov[1].len = r->len - first;
+	return r->len;
+}
+
+void
+utcp_recv_consume(struct utcp_sock *s, size_t n, utcp_time_t now)
+{
+	stack_time(s->st, now);
+	if (n > s->rcv.len)
+		n = s->rcv.len;
+	if (n == 0)
+		return;
+	ring_consume(&s->rcv, (uint32_t)n);
+	/* Reading opens the window, as in utcp_recv. */
+	tcp_maybe_window_update(s, now);
+	stack_reap(s->st);
 }

@@ -105,6 +105,47 @@ tcp_rcv_window(struct utcp_sock *s)
 	return space;
 }
 
+/* The link completes TCP checksums (and takes packets in pieces). */
+static bool
+tx_csum_offload(const struct utcp_stack *st)
+{
+	return (st->cfg.offload & UTCP_OFFLOAD_TX_CSUM) &&
+	       st->cfg.output_iov != NULL;
+}
+
+/* Hand a finished packet to the link: st->pkt holds its headers (hlen
+ * bytes), then either its payload too (pay == NULL) or the payload is
+ * `plen` bytes of the send ring at `off`, sent from there without a
+ * copy. */
+static void
+link_output(struct utcp_stack *st, size_t hlen, const struct ring *pay,
+	    uint32_t off, uint32_t plen)
+{
+	struct utcp_iov iov[3];
+	unsigned n = 1;
+
+	if (st->cfg.output_iov == NULL) {
+		st->cfg.output(st->cfg.ctx, st->pkt, hlen + plen);
+		return;
+	}
+	iov[0].base = st->pkt;
+	iov[0].len = hlen + (pay == NULL ? plen : 0);
+	if (pay != NULL && plen > 0) {
+		uint32_t pos = (pay->head + off) & (pay->cap - 1);
+		uint32_t first = pay->cap - pos;
+
+		if (first > plen)
+			first = plen;
+		iov[n].base = pay->buf + pos;
+		iov[n++].len = first;
+		if (plen > first) {
+			iov[n].base = pay->buf;
+			iov[n++].len = plen - first;
+		}
+	}
+	st->cfg.output_iov(st->cfg.ctx, iov, n, hlen + plen);
+}
+
 /* Build and send one segment. Returns the payload bytes sent. */
 static uint32_t
 tcp_xmit(struct utcp_sock *s, uint32_t seq, uint32_t len, uint8_t flags,
@@ -116,6 +157,7 @@ tcp_xmit(struct utcp_sock *s, uint32_t seq, uint32_t len, uint8_t flags,
 	struct wire_tcp seg;
 	uint32_t win;
 	uint8_t *tcp;
+	bool zc;
 
 	memset(&seg, 0, sizeof(seg));
 	seg.sport = s->tuple.lport;
@@ -182,9 +224,18 @@ tcp_xmit(struct utcp_sock *s, uint32_t seq, uint32_t len, uint8_t flags,
 		len = (uint32_t)room;
 	seg.len = len;
 	tcp = st->pkt + iph;
-	if (len > 0)
-		ring_read_at(&s->snd, seq - s->snd_una, tcp + hlen, len);
-	wire_tcp_emit(tcp, &seg, fam, s->tuple.laddr, s->tuple.raddr);
+	/* With the checksum left to the link, the payload need not pass
+	 * through here: it goes to the link from the send ring. */
+	zc = tx_csum_offload(st);
+	if (zc) {
+		wire_tcp_emit_partial(tcp, &seg, fam, s->tuple.laddr,
+				      s->tuple.raddr);
+	} else {
+		if (len > 0)
+			ring_read_at(&s->snd, seq - s->snd_una, tcp + hlen,
+				     len);
+		wire_tcp_emit(tcp, &seg, fam, s->tuple.laddr, s->tuple.raddr);
+	}
 	wire_ip_emit(st->pkt, fam, s->tuple.laddr, s->tuple.raddr, s->tos,
 		     TCP_TTL, s->ip_id++, hlen + len);
 	stat_inc(st, UTCP_STAT_ip_out);
@@ -202,7 +253,8 @@ tcp_xmit(struct utcp_sock *s, uint32_t seq, uint32_t len, uint8_t flags,
 		if (timer_on(s, TCPT_DELACK))
 			timer_cancel(s, TCPT_DELACK);
 	}
-	st->cfg.output(st->cfg.ctx, st->pkt, iph + hlen + len);
+	link_output(st, iph + hlen, zc ? &s->snd : NULL, seq - s->snd_una,
+		    len);
 	return len;
 }
 
@@ -275,12 +327,17 @@ tcp_respond_rst(struct utcp_stack *st, const struct wire_ip *ip,
 			  !!(in->flags & TH_FIN);
 		seg.flags = TH_RST | TH_ACK;
 	}
-	wire_tcp_emit(st->pkt + iph, &seg, ip->family, ip->dst, ip->src);
+	if (tx_csum_offload(st))
+		wire_tcp_emit_partial(st->pkt + iph, &seg, ip->family, ip->dst,
+				      ip->src);
+	else
+		wire_tcp_emit(st->pkt + iph, &seg, ip->family, ip->dst,
+			      ip->src);
 	wire_ip_emit(st->pkt, ip->family, ip->dst, ip->src, 0, TCP_TTL, 0,
 		     WIRE_TCP_HLEN);
 	stat_inc(st, UTCP_STAT_ip_out);
 	stat_inc(st, UTCP_STAT_tcp_out);
-	st->cfg.output(st->cfg.ctx, st->pkt, iph + WIRE_TCP_HLEN);
+	link_output(st, iph + WIRE_TCP_HLEN, NULL, 0, 0);
 	rst_event(st, s, seg.seq, cause, now);
 }
 
@@ -379,7 +436,8 @@ output(struct utcp_sock *s, utcp_time_t now, bool force)
 		uint32_t left = off < s->snd.len ? s->snd.len - off : 0;
 		uint32_t maxseg =
 		    s->mss - tcp_seg_opts_len(s) - sack_opt_len(s);
-		uint32_t flight = off, wroom, croom, usable;
+		uint32_t flight = off, wroom, croom, usable, lt;
+		bool clipped;
 		uint32_t len = left, seq = s->snd_nxt, sent, end;
 		bool fin;
 		uint8_t flags;
@@ -422,8 +480,15 @@ output(struct utcp_sock *s, utcp_time_t now, bool force)
 				len = end - seq;
 		}
 		wroom = s->snd_wnd > off ? s->snd_wnd - off : 0;
-		croom = s->cwnd > flight ? s->cwnd - flight : 0;
+		/* RFC 3042 limited transmit: each of the first two
+		 * duplicate ACKs lets one new segment out beyond cwnd, so a
+		 * small window still earns the third one. */
+		lt = !s->in_recovery && s->dupacks < 3 ? s->dupacks * s->mss
+						       : 0;
+		croom = s->cwnd + lt > flight ? s->cwnd + lt - flight : 0;
 		usable = wroom < croom ? wroom : croom;
+		/* what the windows leave is less than a segment */
+		clipped = len > usable && usable < maxseg;
 		if (len > usable)
 			len = usable;
 		if (len > maxseg)
@@ -442,8 +507,8 @@ output(struct utcp_sock *s, utcp_time_t now, bool force)
 			/* RFC 9293 3.8.6.2.1 and RFC 896 (Nagle). */
 			if (all && (s->nodelay || idle) && !corked)
 				ok = true;
-			else if (SEQ_LT(seq, s->snd_max))
-				ok = true; /* retransmission */
+			else if (SEQ_LT(seq, s->snd_max) && !clipped)
+				ok = true; /* retransmission, as first sent */
 			else if (all && corked && fin)
 				ok = true; /* closing flushes a cork */
 			else if (!corked && s->max_sndwnd > 0 &&
@@ -497,7 +562,9 @@ output(struct utcp_sock *s, utcp_time_t now, bool force)
 		if (SEQ_GT(s->snd_nxt, s->snd_max))
 			s->snd_max = s->snd_nxt;
 		sent_any = true;
-		if (!timer_on(s, TCPT_REXMT))
+		/* A probe timeout restarts with each segment sent (RFC
+		 * 8985 7.2), the RTO does not (RFC 6298 5.1). */
+		if (!timer_on(s, TCPT_REXMT) || s->tlp_armed)
 			tcp_rearm_rexmt(s, now);
 		if (timer_on(s, TCPT_PERSIST))
 			timer_cancel(s, TCPT_PERSIST);
@@ -592,5 +659,46 @@ tcp_retransmit_una(struct utcp_sock *s, utcp_time_t now)
 		s->snd_nxt = s->snd_una + sent + (fin ? 1 : 0);
 	if (SEQ_GT(s->snd_una + sent, s->rtx_hi))
 		s->rtx_hi = s->snd_una + sent;
+	s->bytes_retrans += sent;
+}
+
+/* RFC 8985 7.3: a tail loss probe. New data if the peer's window takes
+ * it (cwnd does not apply to the probe), else the last segment again, so
+ * the peer's ACK (with SACK) reveals a lost tail without waiting for the
+ * RTO. */
+void
+tcp_send_loss_probe(struct utcp_sock *s, utcp_time_t now)
+{
+	uint32_t maxseg = s->mss - tcp_seg_opts_len(s) - sack_opt_len(s);
+	uint32_t before = s->snd_max, cwnd = s->cwnd, len, seq, sent, out;
+	bool fin_out = s->fin_queued &&
+		       s->snd_max == s->snd_una + s->snd.len + 1;
+	uint8_t flags = TH_ACK;
+
+	stat_inc(s->st, UTCP_STAT_tcp_loss_probe);
+	if (!fin_out && s->snd_nxt == s->snd_max) {
+		s->cwnd = tcp_flight(s) + maxseg;
+		tcp_output(s, now);
+		s->cwnd = cwnd;
+		if (s->snd_max != before)
+			return;
+	}
+	/* The last segment sent, FIN included if it went out: it ends at
+	 * SND.MAX, not at the end of the queue, whose tail may be unsent
+	 * (held by the peer's window). */
+	out = s->snd_max - s->snd_una - (fin_out ? 1 : 0);
+	if (out > s->snd.len)
+		out = s->snd.len;
+	len = out < maxseg ? out : maxseg;
+	if (len == 0 && !fin_out)
+		return;
+	seq = s->snd_una + out - len;
+	if (fin_out)
+		flags |= TH_FIN;
+	if (len > 0)
+		flags |= TH_PSH;
+	retransmit_event(s, seq, "loss probe", now);
+	sent = tcp_xmit(s, seq, len, flags, now);
+	s->rtt_timing = false; /* Karn */
 	s->bytes_retrans += sent;
 }

@@ -61,6 +61,22 @@ heap_down(struct utcp_stack *st, uint32_t i)
 	heap_place(st, i, s);
 }
 
+/* After a burst of timers (100,000 connections' handshakes) the array
+ * halves as it empties, so idle connections do not pay for it. */
+static void
+heap_shrink(struct utcp_stack *st)
+{
+	uint32_t ncap = st->heap_cap / 2;
+	struct utcp_sock **nh;
+
+	if (st->heap_cap <= 64 || st->heap_len >= st->heap_cap / 4)
+		return;
+	if ((nh = realloc(st->heap, ncap * sizeof(*nh))) == NULL)
+		return;
+	st->heap = nh;
+	st->heap_cap = ncap;
+}
+
 void
 heap_remove(struct utcp_stack *st, struct utcp_sock *s)
 {
@@ -71,11 +87,12 @@ heap_remove(struct utcp_stack *st, struct utcp_sock *s)
 		return;
 	s->heap_idx = UINT32_MAX;
 	last = st->heap[--st->heap_len];
-	if (last == s)
-		return;
-	heap_place(st, i, last);
-	heap_up(st, i);
-	heap_down(st, last->heap_idx);
+	if (last != s) {
+		heap_place(st, i, last);
+		heap_up(st, i);
+		heap_down(st, last->heap_idx);
+	}
+	heap_shrink(st);
 }
 
 static void
@@ -200,6 +217,7 @@ tcp_rearm_rexmt(struct utcp_sock *s, utcp_time_t now)
 {
 	utcp_time_t when;
 
+	s->tlp_armed = false;
 	if (s->snd_max == s->snd_una) {
 		timer_cancel(s, TCPT_REXMT);
 		return;
@@ -212,10 +230,37 @@ tcp_rearm_rexmt(struct utcp_sock *s, utcp_time_t now)
 		if (limit > now && when > limit)
 			when = limit;
 	}
+	/* RFC 8985 7.2: with an RTT known and no recovery under way, probe
+	 * the tail after PTO = 2 SRTT (at least 10 ms; a lone segment also
+	 * waits out the peer's delayed ACK), once per flight. A lost tail, or a lost last ACK, then costs a few
+	 * RTTs instead of 200 ms or more. */
+	if (s->srtt != 0 && s->backoff == 0 && !s->in_recovery &&
+	    !s->tlp_sent && s->sack_ok &&
+	    (s->state == UTCP_ESTABLISHED || s->state == UTCP_CLOSE_WAIT)) {
+		utcp_time_t pto = 2 * (utcp_time_t)s->srtt;
+
+		if (pto < UTCP_MS(10))
+			pto = UTCP_MS(10);
+		if (tcp_flight(s) <= s->mss)
+			pto += UTCP_MS(200);
+		/* Linux: no later than the RTO, and then still a probe
+		 * (cwnd kept), the RTO proper coming one RTO after it. */
+		if (now + pto < when)
+			when = now + pto;
+		s->tlp_armed = true;
+	}
 	timer_set(s, TCPT_REXMT, when);
 }
 
 /* ---- handlers ---- */
+
+/* Linux's tcp_write_err(): a connection that times out reports the last
+ * ICMP error it was sent (icmp.c), else ETIMEDOUT. */
+static int
+timeout_errno(const struct utcp_sock *s)
+{
+	return s->soft_err != 0 ? s->soft_err : ETIMEDOUT;
+}
 
 static bool
 timed_out_user(const struct utcp_sock *s, utcp_time_t since, utcp_time_t now)
@@ -247,7 +292,7 @@ rexmt_fire(struct utcp_sock *s, utcp_time_t now)
 					      "SYN|ACK retries exhausted", now);
 				sock_release(s);
 			} else {
-				tcp_drop(s, ETIMEDOUT, "SYN retries exhausted",
+				tcp_drop(s, timeout_errno(s), "SYN retries exhausted",
 					 now);
 			}
 			return;
@@ -269,14 +314,22 @@ rexmt_fire(struct utcp_sock *s, utcp_time_t now)
 	}
 	if (s->snd_max == s->snd_una)
 		return;
+	if (s->tlp_armed) {
+		/* The probe timeout, not a loss yet: cwnd stays. */
+		s->tlp_armed = false;
+		s->tlp_sent = true;
+		tcp_send_loss_probe(s, now);
+		tcp_rearm_rexmt(s, now);
+		return;
+	}
 	if (timed_out_user(s, s->rtx_start, now)) {
 		stat_inc(st, UTCP_STAT_tcp_user_timeout);
-		tcp_drop(s, ETIMEDOUT, "TCP_USER_TIMEOUT", now);
+		tcp_drop(s, timeout_errno(s), "TCP_USER_TIMEOUT", now);
 		return;
 	}
 	if (s->retransmits >= c->retries2 && !s->user_timeout) {
 		stat_inc(st, UTCP_STAT_tcp_retrans_timeout);
-		tcp_drop(s, ETIMEDOUT, "retransmission limit", now);
+		tcp_drop(s, timeout_errno(s), "retransmission limit", now);
 		return;
 	}
 	stat_inc(st, UTCP_STAT_tcp_rto_expired);
@@ -324,12 +377,12 @@ persist_fire(struct utcp_sock *s, utcp_time_t now)
 	}
 	if (timed_out_user(s, s->persist_start, now)) {
 		stat_inc(s->st, UTCP_STAT_tcp_user_timeout);
-		tcp_drop(s, ETIMEDOUT, "TCP_USER_TIMEOUT (zero window)", now);
+		tcp_drop(s, timeout_errno(s), "TCP_USER_TIMEOUT (zero window)", now);
 		return;
 	}
 	if (!s->user_timeout && s->probes >= s->st->cfg.retries2) {
 		stat_inc(s->st, UTCP_STAT_tcp_retrans_timeout);
-		tcp_drop(s, ETIMEDOUT, "zero-window probes unanswered", now);
+		tcp_drop(s, timeout_errno(s), "zero-window probes unanswered", now);
 		return;
 	}
 	/* Linux probes a zero window with SEG.SEQ = SND.UNA - 1, no data:
@@ -392,7 +445,7 @@ keep_fire(struct utcp_sock *s, utcp_time_t now)
 	    (!s->user_timeout && s->probes >= s->keepcnt)) {
 		stat_inc(s->st, UTCP_STAT_tcp_keepalive_timeout);
 		tcp_send_rst(s, "keepalive timeout", now);
-		tcp_drop(s, ETIMEDOUT, "keepalive timeout", now);
+		tcp_drop(s, timeout_errno(s), "keepalive timeout", now);
 		return;
 	}
 	tcp_send_probe(s, now);

@@ -112,17 +112,31 @@ utcp_bind(struct utcp_sock *s, const struct utcp_addr *local)
 			return err;
 	} else {
 		uint16_t p = local->port;
+		/* SO_REUSEPORT on every bind of the port, this one too:
+		 * they share it, listeners included (Linux; one user, as
+		 * all our sockets are one daemon's) */
+		bool shared = s->reuseport && port_reuseport_only(st, p);
 
-		if (listen_lookup(st, AF_INET, p) != NULL ||
-		    listen_lookup(st, AF_INET6, p) != NULL)
+		if (!shared && (listen_lookup(st, AF_INET, p) != NULL ||
+				listen_lookup(st, AF_INET6, p) != NULL))
 			return -EADDRINUSE;
 		/* Without SO_REUSEADDR any other user of the port
 		 * (TIME-WAIT included) is a conflict, as on Linux. */
-		if (!s->reuseaddr && port_busy(st, p, false))
+		if (!shared && !s->reuseaddr && port_busy(st, p, false))
 			return -EADDRINUSE;
 		if ((err = port_ref(st, p, true)) != 0)
 			return err;
 		s->tuple.lport = p;
+		if (s->reuseport) {
+			port_reuseport(st, p, 1);
+			s->rp_bound = true;
+		}
+	}
+	if (!all_zero(ip, fam == AF_INET ? 4 : 16)) {
+		/* getsockname() shows the address, as Linux */
+		memcpy(s->tuple.laddr, ip, fam == AF_INET ? 4 : 16);
+		s->addr_bound = true;
+		s->addr_bound_v4 = fam == AF_INET;
 	}
 	s->bound = true;
 	s->port_explicit = true;
@@ -149,7 +163,9 @@ utcp_listen(struct utcp_sock *s, int backlog)
 
 		if ((err = utcp_bind(s, &any)) != 0)
 			return err;
-	} else if (listen_lookup(s->st, s->family, s->tuple.lport) != NULL) {
+	} else if (listen_lookup(s->st, s->family, s->tuple.lport) != NULL &&
+		   !(s->rp_bound &&
+		     port_reuseport_only(s->st, s->tuple.lport))) {
 		return -EADDRINUSE;
 	}
 	s->backlog = backlog;
@@ -338,6 +354,10 @@ utcp_recv(struct utcp_sock *s, void *buf, size_t len, int flags,
 		ring_read_at(&s->rcv, 0, buf, n);
 		if (!(flags & UTCP_MSG_PEEK)) {
 			ring_consume(&s->rcv, n);
+			/* Nothing parked past a gap either: give the buffer
+			 * back while the connection idles. */
+			if (s->ooo.n == 0)
+				ring_release_if_empty(&s->rcv);
 			tcp_maybe_window_update(s, now);
 			stack_reap(s->st);
 		}
@@ -413,6 +433,7 @@ utcp_shutdown(struct utcp_sock *s, int how, utcp_time_t now)
 		return -EINVAL;
 	switch (s->state) {
 	case UTCP_CLOSED:
+	case UTCP_TIME_WAIT: /* Linux: the socket itself is closed by then */
 		return -ENOTCONN;
 	case UTCP_LISTEN:
 		/* Linux: shutting a listener's reading stops it. */
@@ -534,8 +555,13 @@ utcp_sock_names(const struct utcp_sock *s, struct utcp_addr *local,
 {
 	bool conn = s->tuple.family != 0 && s->tuple.rport != 0;
 
+	uint8_t lfam = conn	       ? s->tuple.family
+		       : !s->addr_bound ? 0
+		       : s->addr_bound_v4 ? AF_INET
+					  : AF_INET6;
+
 	if (local != NULL)
-		export_addr(s, conn ? s->tuple.family : 0, s->tuple.laddr,
+		export_addr(s, lfam, s->tuple.laddr,
 			    s->bound || conn ? s->tuple.lport : 0, local);
 	if (remote != NULL)
 		export_addr(s, conn ? s->tuple.family : 0, s->tuple.raddr,

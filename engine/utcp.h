@@ -69,7 +69,11 @@ const char *utcp_state_name(int state);
 	X(drop_ip_bad_checksum, "dropped: bad IPv4 header checksum")         \
 	X(drop_ip_fragment, "dropped: IP fragment (not reassembled)")        \
 	X(drop_ip_not_ours, "dropped: destination is not the engine")        \
-	X(drop_ip_proto, "dropped: not TCP")                                 \
+	X(drop_ip_proto, "dropped: neither TCP nor ICMP")                    \
+	X(drop_icmp_bad, "dropped: malformed ICMP, or not about our TCP")    \
+	X(drop_icmp_ignored, "dropped: ICMP type we do not act on")          \
+	X(drop_icmp_no_conn, "dropped: ICMP error for no connection")        \
+	X(drop_icmp_seq, "dropped: ICMP error quoting a seq not in flight")  \
 	X(drop_tcp_short, "dropped: TCP header truncated")                   \
 	X(drop_tcp_bad_offset, "dropped: bad TCP data offset")               \
 	X(drop_tcp_bad_checksum, "dropped: bad TCP checksum")                \
@@ -89,11 +93,15 @@ const char *utcp_state_name(int state);
 	X(drop_ooo_limit, "dropped: too many out-of-order ranges")           \
 	X(drop_data_after_close, "dropped: data after close (RST sent)")     \
 	X(drop_listen_no_syn, "dropped: listener got neither SYN nor ACK")   \
+	X(icmp_in, "ICMP and ICMPv6 messages received")                     \
+	X(icmp_conn_aborted, "handshakes ended by an ICMP error")            \
+	X(icmp_soft_error, "ICMP errors kept as soft errors")               \
 	X(tcp_in, "TCP segments received")                                   \
 	X(tcp_out, "TCP segments sent")                                      \
 	X(tcp_retransmit, "segments retransmitted")                          \
 	X(tcp_fast_retransmit, "fast retransmits")                           \
 	X(tcp_rto_expired, "retransmission timeouts")                        \
+	X(tcp_loss_probe, "tail loss probes sent (RFC 8985)")               \
 	X(tcp_rst_sent, "RSTs sent")                                         \
 	X(tcp_rst_rcvd, "RSTs received")                                     \
 	X(tcp_challenge_ack, "challenge ACKs sent (RFC 5961)")               \
@@ -149,6 +157,12 @@ struct utcp_event {
 	utcp_time_t now;
 };
 
+/* A piece of an outgoing packet (cfg.output_iov). */
+struct utcp_iov {
+	const uint8_t *base;
+	size_t len;
+};
+
 struct utcp_config {
 	/* Engine addresses. family 0 = that family is not configured. */
 	struct utcp_addr local4;
@@ -172,7 +186,28 @@ struct utcp_config {
 	void (*output)(void *ctx, const uint8_t *pkt, size_t len);
 	/* May be NULL. */
 	void (*event)(void *ctx, const struct utcp_event *ev);
+	/* Optional, used instead of output when set: the packet in pieces
+	 * (headers first, then the payload straight from the send buffer,
+	 * no copy); `len` is their sum. Valid only during the call. */
+	void (*output_iov)(void *ctx, const struct utcp_iov *iov, unsigned n,
+			   size_t len);
+	/* UTCP_OFFLOAD_*: work the link does for the engine. */
+	unsigned offload;
+	/* Optional: in-order data for a socket with nothing unread, offered
+	 * straight from the arriving packet before it is buffered. Returns
+	 * how many of the len bytes the application took (0 to len); the
+	 * rest is buffered as usual. Bytes taken count as read: they never
+	 * occupy the receive buffer. Must not call into the engine. */
+	size_t (*deliver)(void *ctx, struct utcp_sock *s, const uint8_t *data,
+			  size_t len);
 };
+
+/* With output_iov set: TCP checksums of every outgoing packet are left
+ * partial: the field holds the folded pseudo-header sum (not complemented)
+ * and the link completes it over the TCP header and payload, as
+ * virtio-net's NEEDS_CSUM with csum_start = the IP header length and
+ * csum_offset = 16. */
+#define UTCP_OFFLOAD_TX_CSUM 0x1
 
 /* Linux-like defaults; addresses, key, seed and callbacks left zero. */
 void utcp_config_defaults(struct utcp_config *cfg);
@@ -185,6 +220,11 @@ void utcp_stack_free(struct utcp_stack *st);
  * is counted and dropped. */
 void utcp_input(struct utcp_stack *st, const uint8_t *pkt, size_t len,
 		utcp_time_t now);
+/* The same, with UTCP_IN_* flags from the link. */
+#define UTCP_IN_CSUM_OK 0x1 /* the TCP checksum is vouched for (verified,
+			     * or never computed on a trusted local path) */
+void utcp_input_flags(struct utcp_stack *st, const uint8_t *pkt, size_t len,
+		      unsigned flags, utcp_time_t now);
 /* Fire every timer due at `now`; return the next deadline or
  * UTCP_TIME_NEVER. Cheap to call early. */
 utcp_time_t utcp_poll(struct utcp_stack *st, utcp_time_t now);
@@ -221,6 +261,13 @@ ssize_t utcp_send(struct utcp_sock *s, const void *buf, size_t len, int flags,
  * (-ECONNRESET, -ETIMEDOUT …, reported once). Reading opens the window. */
 ssize_t utcp_recv(struct utcp_sock *s, void *buf, size_t len, int flags,
 		  utcp_time_t now);
+/* Receiving without a copy: the unread in-order bytes where they lie in
+ * the receive buffer, in at most two pieces; returns their total (0: none,
+ * then utcp_recv says why: EOF, error or -EAGAIN). The pieces stay valid
+ * until the next engine call. utcp_recv_consume(n ≤ that total) then does
+ * what a utcp_recv of n bytes would, the window update included. */
+size_t utcp_recv_peek(const struct utcp_sock *s, struct utcp_iov iov[2]);
+void utcp_recv_consume(struct utcp_sock *s, size_t n, utcp_time_t now);
 size_t utcp_send_space(const struct utcp_sock *s); /* safe from callbacks */
 size_t utcp_recv_avail(const struct utcp_sock *s); /* safe from callbacks */
 /* SHUT_RD / SHUT_WR / SHUT_RDWR from <sys/socket.h>. */

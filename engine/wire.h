@@ -11,6 +11,7 @@
 
 #include "utcp.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,8 @@
 #define WIRE_TCP_HLEN 20
 #define WIRE_TCP_MAXOPT 40
 #define WIRE_IPPROTO_TCP 6
+#define WIRE_IPPROTO_ICMP 1
+#define WIRE_IPPROTO_ICMPV6 58
 
 /* TCP header flags (RFC 9293 3.1). */
 #define TH_FIN 0x01
@@ -94,6 +97,10 @@ uint64_t wire_pseudo_sum(uint8_t family, const uint8_t *src, const uint8_t *dst,
 
 int wire_ip_parse(const uint8_t *pkt, size_t len, struct wire_ip *ip);
 int wire_tcp_parse(const struct wire_ip *ip, struct wire_tcp *seg);
+/* The same with the link's UTCP_IN_* flags: UTCP_IN_CSUM_OK skips the
+ * checksum. */
+int wire_tcp_parse_ex(const struct wire_ip *ip, struct wire_tcp *seg,
+		      unsigned link_flags);
 /* Options only (data offset already checked): 0 or drop_tcp_bad_options. */
 int wire_tcp_parse_opts(const uint8_t *p, size_t len, struct wire_tcp_opts *o);
 
@@ -114,5 +121,11 @@ size_t wire_tcp_opts_len(const struct wire_tcp_opts *o);
  * Returns header length. */
 size_t wire_tcp_emit(uint8_t *buf, const struct wire_tcp *seg, uint8_t family,
 		     const uint8_t *src, const uint8_t *dst);
+/* The same with the payload elsewhere (seg->len bytes, not read) and the
+ * checksum left partial: the folded pseudo-header sum, for a link that
+ * completes it (UTCP_OFFLOAD_TX_CSUM). */
+size_t wire_tcp_emit_partial(uint8_t *buf, const struct wire_tcp *seg,
+			     uint8_t family, const uint8_t *src,
+			     const uint8_t *dst);
 
 #endif

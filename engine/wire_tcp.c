@@ -104,6 +104,13 @@ wire_tcp_parse_opts(const uint8_t *p, size_t len, struct wire_tcp_opts *o)
 int
 wire_tcp_parse(const struct wire_ip *ip, struct wire_tcp *seg)
 {
+	return wire_tcp_parse_ex(ip, seg, 0);
+}
+
+int
+wire_tcp_parse_ex(const struct wire_ip *ip, struct wire_tcp *seg,
+		  unsigned link_flags)
+{
 	const uint8_t *p = ip->payload;
 	size_t len = ip->payload_len, off;
 	uint64_t acc;
@@ -113,10 +120,12 @@ wire_tcp_parse(const struct wire_ip *ip, struct wire_tcp *seg)
 	off = (size_t)(p[12] >> 4) * 4;
 	if (off < WIRE_TCP_HLEN || off > len)
 		return UTCP_STAT_drop_tcp_bad_offset;
-	acc = wire_pseudo_sum(ip->family, ip->src, ip->dst, WIRE_IPPROTO_TCP,
-			      (uint32_t)len);
-	if (wire_fold(wire_sum(p, len, acc)) != 0)
-		return UTCP_STAT_drop_tcp_bad_checksum;
+	if (!(link_flags & UTCP_IN_CSUM_OK)) {
+		acc = wire_pseudo_sum(ip->family, ip->src, ip->dst,
+				      WIRE_IPPROTO_TCP, (uint32_t)len);
+		if (wire_fold(wire_sum(p, len, acc)) != 0)
+			return UTCP_STAT_drop_tcp_bad_checksum;
+	}
 	seg->sport = get16(p);
 	seg->dport = get16(p + 2);
 	seg->seq = get32(p + 4);
@@ -198,14 +207,12 @@ wire_tcp_opts_emit(uint8_t *p, const struct wire_tcp_opts *o)
 	return (size_t)(p - start);
 }
 
-size_t
-wire_tcp_emit(uint8_t *buf, const struct wire_tcp *seg, uint8_t family,
-	      const uint8_t *src, const uint8_t *dst)
+/* Header and options; the checksum field zero. */
+static size_t
+emit_hdr(uint8_t *buf, const struct wire_tcp *seg)
 {
 	size_t olen = wire_tcp_opts_emit(buf + WIRE_TCP_HLEN, &seg->opt);
 	size_t hlen = WIRE_TCP_HLEN + olen;
-	uint64_t acc;
-	uint16_t ck;
 
 	put16(buf, seg->sport);
 	put16(buf + 2, seg->dport);
@@ -216,9 +223,38 @@ wire_tcp_emit(uint8_t *buf, const struct wire_tcp *seg, uint8_t family,
 	put16(buf + 14, seg->wnd);
 	buf[16] = buf[17] = 0;
 	put16(buf + 18, seg->urp);
+	return hlen;
+}
+
+size_t
+wire_tcp_emit(uint8_t *buf, const struct wire_tcp *seg, uint8_t family,
+	      const uint8_t *src, const uint8_t *dst)
+{
+	size_t hlen = emit_hdr(buf, seg);
+	uint64_t acc;
+	uint16_t ck;
+
 	acc = wire_pseudo_sum(family, src, dst, WIRE_IPPROTO_TCP,
 			      (uint32_t)(hlen + seg->len));
 	ck = wire_fold(wire_sum(buf, hlen + seg->len, acc));
+	memcpy(buf + 16, &ck, 2);
+	return hlen;
+}
+
+size_t
+wire_tcp_emit_partial(uint8_t *buf, const struct wire_tcp *seg,
+		      uint8_t family, const uint8_t *src, const uint8_t *dst)
+{
+	size_t hlen = emit_hdr(buf, seg);
+	uint64_t acc;
+	uint16_t ck;
+
+	/* Linux's CHECKSUM_PARTIAL convention: the pseudo-header sum,
+	 * folded but not complemented; the link sums from the TCP header
+	 * on and stores the complement. */
+	acc = wire_pseudo_sum(family, src, dst, WIRE_IPPROTO_TCP,
+			      (uint32_t)(hlen + seg->len));
+	ck = (uint16_t)~wire_fold(acc);
 	memcpy(buf + 16, &ck, 2);
 	return hlen;
 }

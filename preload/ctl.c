@@ -163,7 +163,7 @@ utcp_ctl_get(void)
 	}
 	utcp_init();
 	pthread_once(&key_once, make_key);
-	path = utcp_ipc_socket_path();
+	path = utcp_socket_path();
 	if (strlen(path) >= sizeof(sun.sun_path))
 		return -ENAMETOOLONG;
 	memcpy(sun.sun_path, path, strlen(path));
@@ -204,6 +204,8 @@ utcp_ctl_call(struct utcp_req *req, int send_fd, struct utcp_rep *rep,
 	for (int attempt = 0;; attempt++) {
 		before = __atomic_load_n(&daemon_pid, __ATOMIC_RELAXED);
 		if ((fd = utcp_ctl_get()) < 0) {
+			utcp_debug("cannot reach utcpd at %s: %s",
+				   utcp_socket_path(), strerrordesc_np(-fd));
 			errno = saved;
 			return -ENETDOWN;
 		}
@@ -239,7 +241,7 @@ utcp_ctl_call(struct utcp_req *req, int send_fd, struct utcp_rep *rep,
 	}
 	if (r < 0) {
 		utcp_log(UTCP_LOG_ERROR, "lost utcpd at %s: %s",
-			 utcp_ipc_socket_path(), strerrordesc_np(-r));
+			 utcp_socket_path(), strerrordesc_np(-r));
 		drop();
 		return -ENETDOWN;
 	}
@@ -295,6 +297,9 @@ utcp_ctl_atfork_parent(void)
 void
 utcp_ctl_atfork_child(void)
 {
+	bool had = reg_n > 0;
+	int saved = errno;
+
 	for (size_t i = 0; i < reg_n; i++)
 		if (still_ours(reg[i])) {
 			utcp_fd_clear(reg[i]);
@@ -306,4 +311,12 @@ utcp_ctl_atfork_child(void)
 		pthread_setspecific(key, NULL);
 	}
 	pthread_mutex_unlock(&reg_lock);
+	/* A child of a process that talks to the daemon gets its own
+	 * connection now, with the credentials it was born with: servers
+	 * that fork workers and then drop privileges (nginx's `user
+	 * nobody`) keep reaching a daemon that serves only root and its own
+	 * uid, as they keep every other fd opened before setuid. */
+	if (had)
+		(void)utcp_ctl_get();
+	errno = saved;
 }

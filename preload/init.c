@@ -121,6 +121,8 @@ init_once(void)
 	UTCP_LIBC_CALLS(UTCP_X_RESOLVE)
 #undef UTCP_X_RESOLVE
 
+	snprintf(utcp_cfg.socket_path, sizeof(utcp_cfg.socket_path), "%s",
+		 utcp_ipc_socket_path());
 	if ((s = getenv("UTCP_LOG_FILE")) != NULL)
 		snprintf(utcp_cfg.log_file, sizeof(utcp_cfg.log_file), "%s", s);
 	if ((s = getenv("UTCP_LOG")) != NULL && s[0] != '\0')
@@ -137,9 +139,16 @@ init_once(void)
 	utcp_trace_init();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	utcp_debug("[%d] loaded: socket %s, loopback %s%s", (int)getpid(),
-		   utcp_ipc_socket_path(),
+		   utcp_cfg.socket_path,
 		   utcp_cfg.loopback_kernel ? "kernel" : "engine",
 		   utcp_cfg.fallback_kernel ? ", fallback kernel" : "");
+}
+
+const char *
+utcp_socket_path(void)
+{
+	utcp_init();
+	return utcp_cfg.socket_path;
 }
 
 void

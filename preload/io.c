@@ -6,11 +6,12 @@
  *   read side   0 (EOF) or ECONNRESET → ask the daemon for SO_ERROR; a
  *               pending ECONNRESET/ETIMEDOUT/EHOSTUNREACH/… is returned
  *               instead, once (the daemon clears it as the kernel does)
- *   write side  EPIPE/ECONNRESET → the same question. Writes on our fds
- *               go out with MSG_NOSIGNAL, and SIGPIPE is raised here only
- *               for a final EPIPE without the caller's MSG_NOSIGNAL: after
- *               an RST the first write says ECONNRESET with no signal,
- *               later ones EPIPE with SIGPIPE, as Linux TCP does
+ *   write side  EPIPE/ECONNRESET (write…sendmsg, sendfile, splice) →
+ *               the same question. Writes on our fds go out with
+ *               MSG_NOSIGNAL, and SIGPIPE is raised here only for a final
+ *               EPIPE without the caller's MSG_NOSIGNAL: after an RST the
+ *               first write says ECONNRESET with no signal, later ones
+ *               EPIPE with SIGPIPE, as Linux TCP does
  *   addresses   recvfrom/recvmsg report no source address (TCP's answer),
  *               sendto/sendmsg ignore the destination (TCP ignores it; a
  *               socketpair would fail with EISCONN) and any SCM_* data
@@ -74,6 +75,12 @@ recv_result(int fd, ssize_t r, size_t want, const char *name, uint64_t t0)
 		goto out;
 	if ((err = utcp_pending_error(fd)) == 0)
 		goto out;
+	if (err == EPIPE) {
+		/* RST in CLOSE-WAIT: the peer's FIN came first, and Linux's
+		 * reader sees that EOF; only writes say EPIPE. */
+		r = 0;
+		goto out;
+	}
 	errno = err;
 	r = -1;
 out:
@@ -276,6 +283,44 @@ writev(int fd, const struct iovec *iov, int cnt)
 		return LIBC(writev)(fd, iov, cnt);
 	}
 	return send_failed(fd, 0, "writev", t0, iov_total(iov, (size_t)cnt));
+}
+
+/* sendfile and splice move data with no help (DESIGN.md, principle 1);
+ * only a failure into an engine socket needs the TCP error behind the
+ * socketpair's EPIPE. (The socketpair has raised SIGPIPE already: no
+ * second one.) */
+UTCP_EXPORT ssize_t
+sendfile(int out, int in, off_t *off, size_t n)
+{
+	uint64_t t0 = utcp_trace_start();
+	ssize_t r = LIBC(sendfile)(out, in, off, n);
+
+	if (likely(r >= 0) || !utcp_fd_ours(out))
+		return r;
+	return send_failed(out, MSG_NOSIGNAL, "sendfile", t0, n);
+}
+
+UTCP_EXPORT ssize_t
+sendfile64(int out, int in, off64_t *off, size_t n)
+{
+	uint64_t t0 = utcp_trace_start();
+	ssize_t r = LIBC(sendfile64)(out, in, off, n);
+
+	if (likely(r >= 0) || !utcp_fd_ours(out))
+		return r;
+	return send_failed(out, MSG_NOSIGNAL, "sendfile", t0, n);
+}
+
+UTCP_EXPORT ssize_t
+splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t n,
+       unsigned int flags)
+{
+	uint64_t t0 = utcp_trace_start();
+	ssize_t r = LIBC(splice)(in, off_in, out, off_out, n, flags);
+
+	if (likely(r >= 0) || !utcp_fd_ours(out))
+		return r;
+	return send_failed(out, MSG_NOSIGNAL, "splice", t0, n);
 }
 
 UTCP_EXPORT ssize_t

@@ -17,10 +17,12 @@
 #define UTCP_PRELOAD_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -72,7 +74,10 @@
 	X(ssize_t, send, (int, const void *, size_t, int))                     \
 	X(ssize_t, sendto,                                                     \
 	  (int, const void *, size_t, int, const struct sockaddr *, socklen_t)) \
-	X(ssize_t, sendmsg, (int, const struct msghdr *, int))
+	X(ssize_t, sendmsg, (int, const struct msghdr *, int))                 \
+	X(ssize_t, sendfile, (int, int, off_t *, size_t))                      \
+	X(ssize_t, sendfile64, (int, int, off64_t *, size_t))                  \
+	X(ssize_t, splice, (int, loff_t *, int, loff_t *, size_t, unsigned int))
 
 #define UTCP_X_DECL(ret, name, params)                                         \
 	typedef ret(*utcp_fn_##name) params;                                   \
@@ -104,6 +109,7 @@ struct utcp_config {
 	bool fallback_kernel;  /* UTCP_FALLBACK=kernel */
 	bool loopback_kernel;  /* UTCP_POLICY loopback=kernel (default) */
 	char log_file[256];    /* UTCP_LOG_FILE, "" for stderr */
+	char socket_path[256]; /* UTCP_SOCKET as it was at load time */
 };
 extern struct utcp_config utcp_cfg;
 
@@ -113,6 +119,10 @@ extern struct utcp_config utcp_cfg;
 extern UTCP_TLS int utcp_busy;
 
 void utcp_init(void);
+/* The daemon's control socket, read from the environment once at load:
+ * programs that clear their environment before forking workers (nginx
+ * keeps only TZ) must still reach the daemon their master used. */
+const char *utcp_socket_path(void);
 void utcp_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 #define utcp_debug(...)                                                        \

@@ -55,7 +55,7 @@ unreachable(int domain, int type, int protocol, int err)
 			utcp_log(UTCP_LOG_WARN,
 				 "cannot reach utcpd at %s: %s; TCP goes to "
 				 "the kernel (UTCP_FALLBACK=kernel)",
-				 utcp_ipc_socket_path(), strerrordesc_np(err));
+				 utcp_socket_path(), strerrordesc_np(err));
 		int fd = LIBC(socket)(domain, type, protocol);
 		if (fd >= 0)
 			utcp_fd_mark_kernel(fd);
@@ -66,7 +66,7 @@ unreachable(int domain, int type, int protocol, int err)
 			 "cannot reach utcpd at %s: %s (start utcpd or use "
 			 "'utcp sandbox'; UTCP_FALLBACK=kernel uses the "
 			 "kernel's TCP)",
-			 utcp_ipc_socket_path(), strerrordesc_np(err));
+			 utcp_socket_path(), strerrordesc_np(err));
 	errno = (err == EACCES || err == EPERM) ? EACCES : ECONNREFUSED;
 	return -1;
 }

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -214,6 +215,96 @@ t_rst(void)
 	CHECK(write(s, "y", 1) < 0 && errno == EPIPE && sigpipes == 1, "second: EPIPE + SIGPIPE");
 	close(s);
 	signal(SIGPIPE, SIG_DFL);
+}
+
+/* sendfile and splice into a reset connection: the TCP error, as write. */
+static void
+t_sendfile_rst(void)
+{
+	char path[] = "/tmp/utcp-sendfile.XXXXXX";
+	int f = mkstemp(path), p[2], s;
+
+	unlink(path);
+	CHECK(f >= 0 && write(f, "file", 4) == 4, "a file");
+	signal(SIGPIPE, SIG_IGN);
+	s = tcp_to(9002, 0);
+	CHECK(s >= 0 && write(s, "x", 1) == 1, "connect, write");
+	usleep(300000); /* the peer resets 0.1 s after reading */
+	off_t off = 0;
+	CHECK(sendfile(s, f, &off, 4) < 0 && errno == ECONNRESET, "sendfile after RST: ECONNRESET");
+	CHECK(sendfile(s, f, &off, 4) < 0 && errno == EPIPE, "then EPIPE");
+	close(s);
+	s = tcp_to(9002, 0);
+	CHECK(s >= 0 && write(s, "x", 1) == 1, "connect, write");
+	usleep(300000);
+	CHECK(pipe(p) == 0 && write(p[1], "pipe", 4) == 4, "a pipe");
+	CHECK(splice(p[0], NULL, s, NULL, 4, 0) < 0 && errno == ECONNRESET, "splice after RST: ECONNRESET");
+	close(p[0]);
+	close(p[1]);
+	close(s);
+	close(f);
+	signal(SIGPIPE, SIG_DFL);
+}
+
+/* An RST after the peer's FIN (CLOSE-WAIT): Linux's reader keeps seeing
+ * EOF (the FIN came first), only a writer learns EPIPE. */
+static void
+t_rst_after_fin(void)
+{
+	int s = tcp_to(9006, 0);
+	char buf[8];
+
+	CHECK(s >= 0, "connect");
+	CHECK(read(s, buf, sizeof(buf)) == 3, "bye");
+	CHECK(read(s, buf, sizeof(buf)) == 0, "peer FIN: EOF");
+	usleep(400000); /* the RST comes 0.2 s after the FIN */
+	CHECK(read(s, buf, sizeof(buf)) == 0, "after the RST still EOF, never EPIPE");
+	CHECK(recv(s, buf, sizeof(buf), 0) == 0, "recv too");
+	CHECK(send(s, "x", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE, "write: EPIPE");
+	close(s);
+}
+
+/* A program that empties its environment and then forks workers (nginx
+ * keeps only TZ): the workers still reach the daemon the parent used. */
+static void
+t_env_cleared(void)
+{
+	char buf[8];
+	int st = -1;
+	pid_t kid;
+
+	clearenv();
+	kid = fork();
+	if (kid == 0) {
+		int s = tcp_to(9001, 0);
+		_exit(s >= 0 && write(s, "env", 3) == 3 && read(s, buf, 3) == 3 ? 0 : 1);
+	}
+	CHECK(kid > 0 && waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "a child of a process without environment connects (status %d)", st);
+}
+
+/* A forked child that drops privileges (nginx's workers as nobody)
+ * still has the engine: the daemon serves root and its own uid only. */
+static void
+t_fork_setuid(void)
+{
+	char buf[8];
+	int st = -1, s = tcp_to(9001, 0);
+	pid_t kid;
+
+	CHECK(s >= 0, "connect"); /* the parent talks to the daemon */
+	close(s);
+	if (geteuid() != 0)
+		return; /* nothing to drop */
+	kid = fork();
+	if (kid == 0) {
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(2);
+		s = tcp_to(9001, 0);
+		_exit(s >= 0 && write(s, "uid", 3) == 3 && read(s, buf, 3) == 3 ? 0 : 1);
+	}
+	CHECK(kid > 0 && waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "a child that became nobody connects (status %d)", st);
 }
 
 static void
@@ -519,6 +610,8 @@ main(int argc, char **argv)
 	RUN(t_sndtimeo);
 	RUN(t_eintr);
 	RUN(t_rst);
+	RUN(t_sendfile_rst);
+	RUN(t_rst_after_fin);
 	RUN(t_halfclose);
 	RUN(t_server);
 	RUN(t_unix);
@@ -528,6 +621,8 @@ main(int argc, char **argv)
 	RUN(t_fortify, (size_t)(8 + argc));
 	RUN(t_ioctl);
 	RUN(t_threads);
+	RUN(t_fork_setuid);
+	RUN(t_env_cleared); /* last: it empties the environment */
 	if (only && strcmp(only, "t_closefrom") == 0)
 		RUN(t_closefrom);
 	printf("%d passed, %d failed\n", passes, fails);

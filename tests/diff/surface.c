@@ -492,7 +492,8 @@ sec_sockopt(void)
 	s = dial(P_ECHO);
 	say_int("connected SO_ERROR", s, SOL_SOCKET, SO_ERROR);
 	int mss = geti(s, IPPROTO_TCP, TCP_MAXSEG);
-	say("connected TCP_MAXSEG in 500..1460 = %d", mss >= 500 && mss <= 1460);
+	/* both paths have MTU 1500 (tests/diff/run) */
+	say("connected TCP_MAXSEG = %d", mss);
 	write_full(s, "x", 1);
 	read_full(s, &c, 1);
 	struct tcp_info ti;
@@ -1247,9 +1248,12 @@ sec_scm_rights(void)
 	}
 	close(sp[1]);
 	T("sendmsg SCM_RIGHTS", sendmsg(sp[0], &m, 0));
-	T("close sent socket", close(s));
-	int st;
+	/* Closed while the child uses its copy; said after the child is
+	 * done, so the two processes' lines come in one order. */
+	errno = 0;
+	int closed = close(s), cerr = errno, st;
 	waitpid(kid, &st, 0);
+	res("close sent socket", closed, cerr);
 	close(sp[0]);
 }
 

@@ -61,21 +61,26 @@ need_build() {
 	done
 }
 
-# in_sandbox [-t SECONDS] < SCRIPT
+# in_sandbox [-t SECONDS] [--mtu MTU] [--fault SPEC] < SCRIPT
 # Runs SCRIPT (bash, set -euo pipefail, fixtures/lib.bash loaded) inside a
 # fresh `utcp sandbox`. Use it under `run`: run -0 in_sandbox <<'EOF' … EOF.
 # fd 3 (bats' own) is closed, or a process holding it would hang bats.
 in_sandbox() {
-	local t=120
-	if [[ ${1:-} == -t ]]; then
-		t=$2
+	local t=120 sargs=()
+	while (($# > 0)); do
+		case $1 in
+		-t) t=$2 ;;
+		--mtu) sargs+=(--mtu "$2") ;; # the TUN's MTU (default: utcp's)
+		--fault) sargs+=(--fault "$2") ;; # utcpd --fault SPEC (e2e_faults)
+		*) break ;;
+		esac
 		shift 2
-	fi
+	done
 	local script
 	script=$(cat)
 	# shellcheck disable=SC2016 # $FIXTURES expands inside the sandbox
 	E2E_WORK=$BATS_TEST_TMPDIR timeout -k 10 "$t" \
-		utcp sandbox --daemon-log "$BATS_TEST_TMPDIR/utcpd.log" -- \
+		utcp sandbox "${sargs[@]}" --daemon-log "$BATS_TEST_TMPDIR/utcpd.log" -- \
 		bash -c 'set -euo pipefail; source "$FIXTURES/lib.bash"; '"$script" 3>&-
 }
 

@@ -516,11 +516,147 @@ test_chaos(void)
 	tnet_free(&n);
 }
 
+/* bind() to our own address: getsockname() names it before and after
+ * listen() and connect(), as on Linux; any other address is
+ * EADDRNOTAVAIL; the wildcard stays 0.0.0.0 until connected. */
+static void
+test_bind_address(void)
+{
+	struct tnet n;
+	struct utcp_sock *l, *c, *w, *m;
+	struct utcp_addr me = tnet_addr(1, 8080), other = tnet_addr(0, 8081);
+	struct utcp_addr any = {.family = AF_INET, .port = 8082};
+	struct utcp_addr mapped = {.family = AF_INET6, .port = 8083};
+	struct utcp_addr la, ra, srv = tnet_addr(1, 8080);
+
+	tnet_init(&n, NULL);
+	l = tnet_socket(&n, 1);
+	CHECK_EQ(utcp_bind(l, &me), 0);
+	utcp_sock_names(l, &la, NULL);
+	CHECK_EQ(la.family, AF_INET);
+	CHECK_EQ(la.port, 8080);
+	CHECK(memcmp(la.ip, tnet_ip[1], 4) == 0);
+	CHECK_EQ(utcp_listen(l, 4), 0);
+	utcp_sock_names(l, &la, NULL);
+	CHECK(memcmp(la.ip, tnet_ip[1], 4) == 0);
+	/* side 1's address is not side 0's */
+	w = tnet_socket(&n, 1);
+	CHECK_EQ(utcp_bind(w, &other), -EADDRNOTAVAIL);
+	CHECK_EQ(utcp_bind(w, &any), 0);
+	utcp_sock_names(w, &la, NULL);
+	CHECK_EQ(la.port, 8082);
+	CHECK_EQ(la.ip[0] | la.ip[1] | la.ip[2] | la.ip[3], 0);
+	/* an IPv6 socket bound to our IPv4 address, v4-mapped */
+	m = sock6(&n, 1);
+	mapped.ip[10] = mapped.ip[11] = 0xff;
+	memcpy(mapped.ip + 12, tnet_ip[1], 4);
+	CHECK_EQ(utcp_bind(m, &mapped), 0);
+	utcp_sock_names(m, &la, NULL);
+	CHECK_EQ(la.family, AF_INET6);
+	CHECK(memcmp(la.ip, mapped.ip, 16) == 0);
+	/* a connection to the bound listener */
+	c = tnet_socket(&n, 0);
+	CHECK_EQ(utcp_connect(c, &srv, n.now), 0);
+	tnet_run(&n, UTCP_MS(50));
+	CHECK_EQ(utcp_sock_state(c), UTCP_ESTABLISHED);
+	utcp_sock_names(c, &la, &ra);
+	CHECK(memcmp(ra.ip, tnet_ip[1], 4) == 0);
+	CHECK_EQ(ra.port, 8080);
+	utcp_close(c, n.now);
+	utcp_close(m, n.now);
+	utcp_close(w, n.now);
+	utcp_close(l, n.now);
+	tnet_run(&n, UTCP_SEC(120));
+	tnet_free(&n);
+}
+
+/* SO_REUSEPORT (Linux): sockets that all set it share a port, listeners
+ * included; connections are spread over the group, a flow always to the
+ * same listener; one without it is refused; the group survives its
+ * first member. */
+static struct utcp_sock *
+rp_listener(struct tnet *n, uint16_t port, int rp)
+{
+	struct utcp_sock *l = tnet_socket(n, 1);
+	struct utcp_addr a = {.family = AF_INET, .port = port};
+	int one = 1;
+
+	if (rp)
+		CHECK_EQ(utcp_setsockopt(l, SOL_SOCKET, SO_REUSEPORT, &one,
+					 sizeof(one), n->now),
+			 0);
+	if (utcp_bind(l, &a) != 0 || utcp_listen(l, 16) != 0) {
+		utcp_close(l, n->now);
+		return NULL;
+	}
+	return l;
+}
+
+static void
+test_reuseport(void)
+{
+	struct tnet n;
+	struct utcp_sock *l1, *l2, *l3, *c[16], *s;
+	struct utcp_addr srv = tnet_addr(1, 8090);
+	int err, got1 = 0, got2 = 0;
+
+	tnet_init(&n, NULL);
+	l1 = rp_listener(&n, 8090, 1);
+	l2 = rp_listener(&n, 8090, 1);
+	CHECK(l1 != NULL && l2 != NULL);
+	/* without SO_REUSEPORT: the port is taken */
+	l3 = rp_listener(&n, 8090, 0);
+	CHECK(l3 == NULL);
+	for (int i = 0; i < 16; i++) {
+		c[i] = tnet_socket(&n, 0);
+		CHECK_EQ(utcp_connect(c[i], &srv, n.now), 0);
+	}
+	tnet_run(&n, UTCP_MS(100));
+	while ((s = utcp_accept(l1, &err)) != NULL) {
+		got1++;
+		tnet_is_dead(&n.side[1], s, true);
+		utcp_close(s, n.now);
+	}
+	while ((s = utcp_accept(l2, &err)) != NULL) {
+		got2++;
+		tnet_is_dead(&n.side[1], s, true);
+		utcp_close(s, n.now);
+	}
+	CHECK_EQ(got1 + got2, 16);
+	CHECK(got1 > 0 && got2 > 0);
+	for (int i = 0; i < 16; i++)
+		utcp_close(c[i], n.now);
+	/* the first member goes; the second still takes connections */
+	utcp_close(l1, n.now);
+	c[0] = tnet_socket(&n, 0);
+	CHECK_EQ(utcp_connect(c[0], &srv, n.now), 0);
+	tnet_run(&n, UTCP_MS(100));
+	CHECK_EQ(utcp_sock_state(c[0]), UTCP_ESTABLISHED);
+	s = utcp_accept(l2, &err);
+	CHECK(s != NULL);
+	if (s != NULL) {
+		tnet_is_dead(&n.side[1], s, true);
+		utcp_close(s, n.now);
+	}
+	utcp_close(c[0], n.now);
+	utcp_close(l2, n.now);
+	/* once TIME-WAIT is over, the port is free again, for anyone */
+	tnet_run(&n, UTCP_SEC(200));
+	l3 = rp_listener(&n, 8090, 0);
+	CHECK(l3 != NULL);
+	if (l3 != NULL)
+		utcp_close(l3, n.now);
+	leak_check(&n);
+	tnet_free(&n);
+}
+
 int
 main(void)
 {
 	RUN(test_ipv6);
 	RUN(test_dual_stack);
+	RUN(test_bind_address);
+	RUN(test_reuseport);
 	RUN(test_call_errors);
 	RUN(test_msg_more);
 	RUN(test_stack_free_live);

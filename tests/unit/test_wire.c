@@ -438,8 +438,11 @@ test_malformed_ip6(void)
 	m[41] = 200;
 	expect_drop(st, m, len + 8, UTCP_STAT_drop_ip_bad_header);
 	memcpy(m, b, len);
-	m[6] = 58; /* ICMPv6 */
+	m[6] = 17; /* UDP */
 	expect_drop(st, m, len, UTCP_STAT_drop_ip_proto);
+	/* ICMPv6 whose checksum (a TCP SYN's bytes) does not hold */
+	m[6] = 58;
+	expect_drop(st, m, len, UTCP_STAT_drop_icmp_bad);
 	utcp_stack_free(st);
 }
 

@@ -54,6 +54,7 @@ struct sb_opts {
 	const char *addr, *peer, *prefix, *mtu;
 	const char *addr6, *peer6;
 	const char *daemon_log; /* NULL: private file, shown on failure */
+	const char *fault;      /* --fault SPEC for the daemon, NULL: none */
 	bool shell;
 	char **cmd;
 };
@@ -105,6 +106,9 @@ sb_usage(FILE *f)
 	    "fd75:7463:7000::1)\n"
 	    "  --mtu N          the TUN device's MTU (default: the "
 	    "daemon's)\n"
+	    "  --fault SPEC     the daemon's seeded fault injector (utcpd "
+	    "--help):\n"
+	    "                   e.g. seed=7,reorder=5%%,delay=20,jitter=10\n"
 	    "  --shell          start $SHELL (or /bin/sh) when no CMD is "
 	    "given\n"
 	    "  --daemon-log F   append utcpd's output to F (by default it "
@@ -136,6 +140,7 @@ sb_parse(int argc, char **argv, struct sb_opts *o)
 	    {"prefix", required_argument, NULL, 'P'},
 	    {"mtu", required_argument, NULL, 'm'},
 	    {"shell", no_argument, NULL, 's'},
+	    {"fault", required_argument, NULL, 'f'},
 	    {"daemon-log", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -202,6 +207,9 @@ sb_parse(int argc, char **argv, struct sb_opts *o)
 			break;
 		case 's':
 			o->shell = true;
+			break;
+		case 'f': /* utcpd checks it, and says what is wrong */
+			o->fault = optarg;
 			break;
 		case 'l':
 			o->daemon_log = optarg;
@@ -447,6 +455,10 @@ start_daemon(struct sb_state *st, const struct sb_opts *o, const char *utcpd,
 	if (o->mtu != NULL) {
 		argv[n++] = "--mtu";
 		argv[n++] = o->mtu;
+	}
+	if (o->fault != NULL) {
+		argv[n++] = "--fault";
+		argv[n++] = o->fault;
 	}
 	argv[n++] = "--ready-fd";
 	argv[n++] = fdbuf;

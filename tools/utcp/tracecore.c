@@ -323,8 +323,10 @@ print_text(struct trace *t, const struct utcp_ipc_event *e,
 			fprintf(f, "  %s", cause);
 		break;
 	case UTCP_EV_DROP:
+		/* cause holds the counter's whole name; name (16 bytes)
+		 * may be cut short */
 		fprintf(f, "%sdrop %s%s", color(t, C_DROP),
-			name[0] != '\0' ? name : cause, color(t, C_OFF));
+			cause[0] != '\0' ? cause : name, color(t, C_OFF));
 		if (text[0] != '\0')
 			fprintf(f, "  %s", text);
 		break;
@@ -423,7 +425,7 @@ print_json(struct trace *t, const struct utcp_ipc_event *e)
 		json_str(f, "cause", cause);
 		break;
 	case UTCP_EV_DROP:
-		json_str(f, "counter", name[0] != '\0' ? name : cause);
+		json_str(f, "counter", cause[0] != '\0' ? cause : name);
 		json_str(f, "cause", cause);
 		break;
 	default:

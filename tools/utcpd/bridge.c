@@ -46,6 +46,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -435,12 +436,36 @@ stash(uint8_t **buf, size_t *len, size_t *off, const uint8_t *src, size_t n)
 	return true;
 }
 
+/* The engine's cfg.deliver: in-order data for a socket with nothing
+ * unread, written from the arriving packet (no copy into the engine's
+ * buffer). Whatever the socketpair does not take now, or any trouble,
+ * leaves the bytes to the engine and flush_to_program. */
+size_t
+rec_deliver(void *ctx, struct utcp_sock *sk, const uint8_t *data, size_t len)
+{
+	struct daemon *d = ctx;
+	struct rec *r = utcp_sock_user(sk);
+	ssize_t n;
+
+	if (r == NULL || r->dead || d->tearing_down || r->kind != REC_STREAM ||
+	    r->fd < 0 || r->rx_len > 0 || r->out_blocked || r->prog_shut_rd ||
+	    r->wr_shut)
+		return 0;
+	n = write(r->fd, data, len);
+	if (n <= 0)
+		return 0;
+	d->stats[DST_to_program_bytes] += (uint64_t)n;
+	return (size_t)n;
+}
+
 /* Write what the engine has for the program until the socketpair is full.
  * Returns false when the record changed course (closed, failed). */
 static bool
 flush_to_program(struct daemon *d, struct rec *r)
 {
+	struct utcp_iov piece[2];
 	ssize_t n, got;
+	size_t avail;
 
 	while (r->fd >= 0) {
 		if (r->rx_len > 0) {
@@ -469,30 +494,49 @@ flush_to_program(struct daemon *d, struct rec *r)
 		}
 		if (r->sk == NULL || r->wr_shut)
 			break;
-		got = utcp_recv(r->sk, d->iobuf, UTCPD_IOBUF, 0, d->now);
-		if (got > 0) {
-			if (r->prog_shut_rd)
-				continue; /* SHUT_RD: read and forget */
-			n = write(r->fd, d->iobuf, (size_t)got);
+		/* Straight from the engine's receive buffer: what the
+		 * socketpair does not take stays there, and the window
+		 * closes by itself. */
+		avail = utcp_recv_peek(r->sk, piece);
+		if (avail > 0) {
+			struct iovec v[2] = {
+				{ (void *)piece[0].base, piece[0].len },
+				{ (void *)piece[1].base, piece[1].len },
+			};
+
+			if (r->prog_shut_rd) {
+				/* SHUT_RD: read and forget */
+				utcp_recv_consume(r->sk, avail, d->now);
+				continue;
+			}
+			n = writev(r->fd, v, piece[1].len > 0 ? 2 : 1);
 			if (n < 0 && errno != EAGAIN && errno != EINTR) {
 				write_failed(d, r);
 				if (r->fd < 0)
 					return false;
 				continue;
 			}
+			if (n < 0 && errno == EINTR)
+				continue;
 			if (n < 0)
 				n = 0;
 			d->stats[DST_to_program_bytes] += (uint64_t)n;
-			if (n < got) {
-				if (!stash(&r->rx_pend, &r->rx_len, &r->rx_off,
-					   d->iobuf + n, (size_t)(got - n))) {
-					log_error("sock %u: out of memory; "
-						  "aborting", r->id);
-					program_gone(d, r, true);
-					return false;
-				}
+			utcp_recv_consume(r->sk, (size_t)n, d->now);
+			if ((size_t)n < avail) {
 				r->out_blocked = true;
 				return true;
+			}
+			continue;
+		}
+		/* Nothing unread: EOF, the error, or -EAGAIN. */
+		got = utcp_recv(r->sk, d->iobuf, UTCPD_IOBUF, 0, d->now);
+		if (got > 0) {
+			/* Cannot happen (nothing was unread); never lose
+			 * it: the top of the loop writes rx_pend. */
+			if (!stash(&r->rx_pend, &r->rx_len, &r->rx_off,
+				   d->iobuf, (size_t)got)) {
+				program_gone(d, r, true);
+				return false;
 			}
 			continue;
 		}
@@ -892,7 +936,9 @@ rec_shutdown(struct daemon *d, struct rec *r, int how)
 		close_and_linger(d, r);
 		return 0;
 	}
-	if (r->kind == REC_NEW || state == UTCP_CLOSED)
+	/* TIME-WAIT reads as closed, as on Linux (op_getname) */
+	if (r->kind == REC_NEW || state == UTCP_CLOSED ||
+	    state == UTCP_TIME_WAIT)
 		return -ENOTCONN;
 	if (how != SHUT_WR) {
 		events_call(d, r, "shutdown(SHUT_RD)");

@@ -10,12 +10,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <linux/sockios.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -473,6 +475,46 @@ op_list(struct daemon *d, struct client *c, const struct utcp_req *q,
 	p->sock_id = c->snap[i].sock_id;
 }
 
+/* Buffers the engine and the records free after a burst (10,000
+ * connections answering at once, a bulk transfer) stay in the heap, and
+ * in the RSS, unless given back: do it when the daemon is about to sleep
+ * for a while (at least a second, or until an fd wakes it), at most once a
+ * second. A busy data path has a nearer deadline (delayed ACK,
+ * retransmission), so it does not pay for this. */
+void
+ctl_trim_idle(struct daemon *d, utcp_time_t wait)
+{
+	static utcp_time_t last;
+
+	if (wait < UTCP_SEC(1) || (last != 0 && d->now - last < UTCP_SEC(1)))
+		return;
+	last = d->now;
+	malloc_trim(0);
+}
+
+/* Each engine socket holds one daemon fd: say once, until sockets can be
+ * made again, that the fd limit is what stops programs. */
+static bool fd_short;
+
+static void
+fd_shortage(struct daemon *d, int err)
+{
+	struct rlimit rl;
+
+	if ((err != -EMFILE && err != -ENFILE) || fd_short)
+		return;
+	fd_short = true;
+	if (err == -ENFILE || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_warn("out of file descriptors (system-wide): programs' "
+			 "socket() fails with ENFILE");
+	else
+		log_warn("out of file descriptors at the limit of %llu, with "
+			 "%llu engine sockets: programs' socket() fails with "
+			 "EMFILE (raise the daemon's hard limit for more)",
+			 (unsigned long long)rl.rlim_cur,
+			 (unsigned long long)d->stats[DST_sockets_open]);
+}
+
 static int
 op_socket(struct daemon *d, struct client *c, const struct utcp_req *q,
 	  struct utcp_rep *p, int *fd_out)
@@ -490,8 +532,10 @@ op_socket(struct daemon *d, struct client *c, const struct utcp_req *q,
 	if (r == NULL) {
 		int e = errno != 0 ? -errno : -ENOMEM;
 		utcp_close(sk, d->now);
+		fd_shortage(d, e);
 		return e;
 	}
+	fd_short = false;
 	p->sock_id = r->id;
 	events_call(d, r, "socket(%s)", family == AF_INET6 ? "AF_INET6" : "AF_INET");
 	return 0;
@@ -515,6 +559,8 @@ op_accept(struct daemon *d, struct client *c, struct rec *r,
 	cr = rec_new(d, child, r->family, c, fd_out, q->arg[0]);
 	if (cr == NULL) {
 		int e = errno != 0 ? -errno : -ENOMEM;
+
+		fd_shortage(d, e);
 		utcp_abort(child, d->now);
 		utcp_close(child, d->now);
 		return e;
@@ -545,8 +591,11 @@ op_getname(struct daemon *d, struct rec *r, bool peer, struct utcp_rep *p)
 	}
 	if (peer) {
 		int st = r->sk != NULL ? (int)utcp_sock_state(r->sk) : UTCP_CLOSED;
-		/* Linux: no peer name before the handshake or after close. */
-		if (st == UTCP_CLOSED || st == UTCP_LISTEN ||
+		/* Linux: no peer name before the handshake or after close;
+		 * a socket in TIME-WAIT reads as closed (Linux hands
+		 * TIME-WAIT to a separate object and closes the socket). */
+		if (st == UTCP_CLOSED || st == UTCP_TIME_WAIT ||
+		    st == UTCP_LISTEN ||
 		    st == UTCP_SYN_SENT || rm.port == 0)
 			return -ENOTCONN;
 		p->addrlen = addr_to_sockaddr(&rm, r->family, &p->addr);

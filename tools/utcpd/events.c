@@ -5,7 +5,8 @@
  * dirty: no engine calls from here), to the log, and to every `utcp trace`
  * subscriber whose filters match. Programs under `utcp run --trace` report
  * their own calls (UTCP_OP_CALL), and with UTCP_TRACE_PACKETS every packet
- * crossing the TUN is copied too. The loop never waits for a subscriber:
+ * crossing the TUN is copied too (and written to utcpd --pcap's file,
+ * pcapd.c). The loop never waits for a subscriber:
  * a message that does not fit is dropped and counted in that subscriber's
  * `lost` (ipc.h, "Tracing").
  */
@@ -267,7 +268,7 @@ events_cb(void *ctx, const struct utcp_event *ev)
 			fill_names(&e, ev->sock);
 		if (ULOG_ON(level)) {
 			if (ev->type == UTCP_EV_DROP)
-				ulog(level, "drop %s: %s", e.name, e.text);
+				ulog(level, "drop %s: %s", e.cause, e.text);
 			else
 				ulog(level, "sock %u %s: %s > %s %s", e.sock_id,
 				     event_name(ev->type), e.local, e.remote,
@@ -405,6 +406,11 @@ events_packet(struct daemon *d, const uint8_t *pkt, size_t len, int dir)
 	struct rec *r = NULL;
 	struct client *c;
 
+	if (d->pcap != NULL) {
+		pcapd_packet(d, pkt, len, dir);
+		if (d->npkt == 1)
+			return; /* no subscriber wants packets */
+	}
 	if (d->npkt == 0 || len > 65536)
 		return;
 	if (packet_tuple(pkt, len, dir, &k) == 0) {

@@ -118,6 +118,8 @@ loop_run(struct daemon *d)
 		exp = rec_next_expiry(d);
 		if (exp < deadline)
 			deadline = exp;
+		ctl_trim_idle(d, deadline == UTCP_TIME_NEVER ? UTCP_TIME_NEVER
+				 : deadline > d->now ? deadline - d->now : 0);
 		if (deadline != UTCP_TIME_NEVER) {
 			utcp_time_t wait = deadline > d->now ? deadline - d->now : 0;
 			ts.tv_sec = (time_t)(wait / 1000000u);

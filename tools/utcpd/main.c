@@ -3,6 +3,8 @@
  * the event loop (loop.c).
  */
 #include "utcpd.h"
+#include "fault.h"
+#include "pcap.h"
 
 #include <arpa/inet.h>
 #include <bsd/libutil.h>
@@ -10,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +29,9 @@
 #define DEF_ADDR6 "fd75:7463:7000::2"
 #define DEF_PEER6 "fd75:7463:7000::1"
 #define DEF_PREFIX6 64
-#define DEF_MTU 1500
+/* The TUN is a link to this host's kernel only: the largest MTU makes
+ * 64 KiB segments both ways (bench/README.md, "Where the time goes"). */
+#define DEF_MTU 65535
 
 static void
 usage(FILE *f)
@@ -51,6 +56,8 @@ usage(FILE *f)
 		"  --prefix6 N        IPv6 prefix length (default %d)\n"
 		"  --no-ipv6          IPv4 only\n"
 		"  --mtu N            link MTU, 68 to 65535 (default %d)\n"
+		"  --no-offload       no virtio-net header on the TUN: the engine\n"
+		"                     computes and checks every TCP checksum\n"
 		"  --ready-fd N       write one byte to fd N and close it once the\n"
 		"                     control socket listens\n"
 		"  --log-level L      error, warn, info or debug (default: $UTCP_LOG,\n"
@@ -58,6 +65,19 @@ usage(FILE *f)
 		"  --log-file F       append the log to F (default: $UTCP_LOG_FILE,\n"
 		"                     else stderr)\n"
 		"  --pidfile F        write the daemon's pid to F (locked)\n"
+		"  --pcap FILE        write every packet that crosses the TUN, both\n"
+		"                     directions, to FILE (pcap, raw IP: tcpdump -r,\n"
+		"                     tshark -r, Wireshark)\n"
+		"  --pcap-max SIZE    stop capturing before FILE grows past SIZE\n"
+		"                     bytes (k, M, G suffixes; 0: no cap; default\n"
+		"                     100M); said once in the log\n"
+		"  --fault SPEC       break the link on purpose, deterministically:\n"
+		"                     comma-separated seed=N (default 1), loss=P%%,\n"
+		"                     dup=P%%, reorder=P%% (held until the next packet\n"
+		"                     passes, or hold=MS, default 10), delay=MS,\n"
+		"                     jitter=MS (uniform, at most delay), dir=in|out|\n"
+		"                     both (in: kernel to engine; default both),\n"
+		"                     limit=N packets queued (default 4096)\n"
 		"  --host             allow configuring the machine's initial network\n"
 		"                     namespace (default: refuse; use `utcp sandbox`)\n"
 		"  -h, --help         show this help\n"
@@ -99,7 +119,7 @@ parse_opts(int argc, char **argv, struct utcpd_opts *o, int *log_level,
 {
 	enum { O_SOCKET = 256, O_TUN, O_ADDR, O_PEER, O_PREFIX, O_ADDR6,
 	       O_PEER6, O_PREFIX6, O_NOV6, O_MTU, O_READY, O_LOGLEVEL,
-	       O_LOGFILE, O_PIDFILE, O_HOST };
+	       O_LOGFILE, O_PIDFILE, O_HOST, O_PCAP, O_PCAP_MAX, O_NOOFFLOAD, O_FAULT };
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "tun", required_argument, NULL, O_TUN },
@@ -111,11 +131,15 @@ parse_opts(int argc, char **argv, struct utcpd_opts *o, int *log_level,
 		{ "prefix6", required_argument, NULL, O_PREFIX6 },
 		{ "no-ipv6", no_argument, NULL, O_NOV6 },
 		{ "mtu", required_argument, NULL, O_MTU },
+		{ "no-offload", no_argument, NULL, O_NOOFFLOAD },
 		{ "ready-fd", required_argument, NULL, O_READY },
 		{ "log-level", required_argument, NULL, O_LOGLEVEL },
 		{ "log-file", required_argument, NULL, O_LOGFILE },
 		{ "pidfile", required_argument, NULL, O_PIDFILE },
 		{ "host", no_argument, NULL, O_HOST },
+		{ "pcap", required_argument, NULL, O_PCAP },
+		{ "pcap-max", required_argument, NULL, O_PCAP_MAX },
+		{ "fault", required_argument, NULL, O_FAULT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -134,7 +158,9 @@ parse_opts(int argc, char **argv, struct utcpd_opts *o, int *log_level,
 	inet_pton(AF_INET6, DEF_PEER6, &o->peer6);
 	o->prefix6 = DEF_PREFIX6;
 	o->mtu = DEF_MTU;
+	o->offload = true;
 	o->ready_fd = -1;
+	o->pcap_max = UTCPD_PCAP_MAX;
 	*log_level = ULOG_WARN;
 	if ((env = getenv("UTCP_LOG")) != NULL && env[0] != '\0') {
 		int l = ulog_parse_level(env);
@@ -191,6 +217,9 @@ parse_opts(int argc, char **argv, struct utcpd_opts *o, int *log_level,
 			if (parse_uint(optarg, 68, 65535, &o->mtu) != 0)
 				return bad("--mtu", optarg, "68 to 65535");
 			break;
+		case O_NOOFFLOAD:
+			o->offload = false;
+			break;
 		case O_READY:
 			if (parse_uint(optarg, 0, INT32_MAX, &v) != 0)
 				return bad("--ready-fd", optarg, "an fd number");
@@ -210,6 +239,29 @@ parse_opts(int argc, char **argv, struct utcpd_opts *o, int *log_level,
 		case O_HOST:
 			o->host = true;
 			break;
+		case O_PCAP:
+			if (optarg[0] == '\0')
+				return bad("--pcap", optarg, "a file");
+			o->pcap = optarg;
+			break;
+		case O_PCAP_MAX:
+			if (strcmp(optarg, "0") == 0)
+				o->pcap_max = 0;
+			else if (utcp_parse_size(optarg, &o->pcap_max) != 0)
+				return bad("--pcap-max", optarg,
+					   "a size: 100M, 512k, 0 for no cap");
+			break;
+		case O_FAULT: {
+			struct fault_spec fs;
+			char why[256];
+			if (fault_parse(optarg, &fs, why, sizeof(why)) != 0) {
+				fprintf(stderr, "utcpd: --fault '%s': %s\n"
+					"Try `utcpd --help`.\n", optarg, why);
+				return 2;
+			}
+			o->fault = optarg;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			*stop = true;
@@ -359,11 +411,24 @@ raise_nofile(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-		log_debug("cannot raise RLIMIT_NOFILE: %s", strerror(errno));
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+			log_warn("cannot raise the fd limit from %llu to %llu: "
+				 "%s", (unsigned long long)was,
+				 (unsigned long long)rl.rlim_max,
+				 strerror(errno));
+			return;
+		}
+	}
+	/* About one fd per connection: this bounds how many programs'
+	 * connections the daemon can hold. */
+	log_info("fd limit %llu (the hard limit): up to about that many "
+		 "connections", (unsigned long long)rl.rlim_cur);
 }
 
 static void
@@ -435,12 +500,22 @@ main(int argc, char **argv)
 		goto out;
 	}
 	raise_nofile();
+	/* The engine frees a buffer as soon as it empties (an idle
+	 * connection holds none), and a busy one empties and refills all
+	 * the time: served from mmap, every refill would fault its pages in
+	 * afresh (a quarter of the daemon's time in a bulk send). Keep such
+	 * buffers in the heap, where a freed one is reused warm. */
+	mallopt(M_MMAP_THRESHOLD, 16 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	d.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	d.iobuf = malloc(UTCPD_IOBUF);
-	d.tunbuf_len = 65536;
+	/* The largest packet, or GSO super-packet, and its virtio header. */
+	d.tunbuf_len = 65536 + 64;
 	d.tunbuf = malloc(d.tunbuf_len);
+	d.capbuf = malloc(d.tunbuf_len);
 	d.ep = epoll_create1(EPOLL_CLOEXEC);
-	if (d.iobuf == NULL || d.tunbuf == NULL || d.ep < 0) {
+	if (d.iobuf == NULL || d.tunbuf == NULL || d.capbuf == NULL ||
+	    d.ep < 0) {
 		log_error("start-up: %s", strerror(errno));
 		goto out;
 	}
@@ -450,6 +525,10 @@ main(int argc, char **argv)
 	 * waits for the file finds 198.18.0.1 configured. */
 	if (ctl_check(o.socket_path) < 0)
 		goto out;
+	if (o.pcap != NULL && (r = pcapd_open(&d, o.pcap, o.pcap_max)) < 0) {
+		log_error("--pcap %s: %s", o.pcap, strerror(-r));
+		goto out;
+	}
 	if ((d.tun = tun_open(&o, tun_name)) < 0)
 		goto out;
 	if (tun_configure(&o, tun_name, &v6_ok) < 0)
@@ -467,6 +546,11 @@ main(int argc, char **argv)
 	arc4random_buf(&cfg.seed, sizeof(cfg.seed));
 	cfg.ctx = &d;
 	cfg.output = tun_output;
+	cfg.deliver = rec_deliver;
+	if (o.offload) {
+		cfg.output_iov = tun_output_iov;
+		cfg.offload = UTCP_OFFLOAD_TX_CSUM;
+	}
 	cfg.event = events_cb;
 	d.now = loop_clock();
 	d.st = utcp_stack_new(&cfg);
@@ -474,6 +558,9 @@ main(int argc, char **argv)
 		log_error("cannot create the engine: out of memory");
 		goto out;
 	}
+
+	if (o.fault != NULL && faultd_open(&d, o.fault) < 0)
+		goto out;
 
 	d.ep_tun.kind = EP_TUN;
 	d.ep_sig.kind = EP_SIGNAL;
@@ -490,11 +577,12 @@ main(int argc, char **argv)
 		pidfile_write(pfh);
 
 	char a[INET6_ADDRSTRLEN], p[INET6_ADDRSTRLEN];
-	log_info("ready: %s, engine %s, kernel side %s/%u, mtu %u%s, "
+	log_info("ready: %s, engine %s, kernel side %s/%u, mtu %u%s%s, "
 		 "control %s", tun_name,
 		 inet_ntop(AF_INET, &o.addr, a, sizeof(a)),
 		 inet_ntop(AF_INET, &o.peer, p, sizeof(p)), o.prefix, o.mtu,
-		 v6_ok ? ", IPv6 too" : "", o.socket_path);
+		 o.offload ? ", offload" : "", v6_ok ? ", IPv6 too" : "",
+		 o.socket_path);
 	say_ready(o.ready_fd);
 	o.ready_fd = -1;
 
@@ -505,9 +593,11 @@ out:
 		close(o.ready_fd); /* EOF without a byte: we failed */
 	if (d.st != NULL) {
 		d.now = loop_clock();
+		faultd_close(&d); /* the tear-down's RSTs leave unfaulted */
 		rec_teardown(&d);
 		utcp_stack_free(d.st);
 	}
+	pcapd_close(&d); /* after the tear-down: its RSTs are captured */
 	ctl_close_all(&d);
 	if (d.sock_bound && unlink(d.sock_path) != 0 && errno != ENOENT)
 		log_warn("cannot remove %s: %s", d.sock_path, strerror(errno));
@@ -523,6 +613,7 @@ out:
 		pidfile_remove(pfh);
 	free(d.iobuf);
 	free(d.tunbuf);
+	free(d.capbuf);
 	log_info("stopped");
 	ulog_close();
 	return rc;

@@ -2,16 +2,30 @@
  * tun.c — the link: a TUN device (IFF_TUN|IFF_NO_PI, so each read or write
  * is one bare IPv4/IPv6 packet), its kernel-side address, and the two
  * directions of packet flow.
+ *
+ * Offload (the default; --no-offload turns it off): with IFF_VNET_HDR each
+ * packet is preceded by a struct virtio_net_hdr, and TUNSETOFFLOAD tells
+ * the kernel we take packets whose TCP checksum is not computed (TUN_F_CSUM)
+ * and TSO/GSO super-packets (TUN_F_TSO4/6, "GRO-sized packets in"). Nothing
+ * leaves this host, so neither side sums what the other cannot corrupt:
+ * packets in carry NEEDS_CSUM or DATA_VALID and the engine skips the check;
+ * packets out leave the engine with a partial checksum (UTCP_OFFLOAD_TX_CSUM)
+ * and NEEDS_CSUM, and the payload is written from the engine's send buffer
+ * (writev) without a copy. Only captures (events_packet) see packets with
+ * their checksums completed here, so pcap readers find them valid.
  */
 #include "utcpd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <endian.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* struct in6_ifreq from <linux/ipv6.h>, which clashes with <netinet/in.h>.
@@ -40,7 +54,7 @@ tun_open(const struct utcpd_opts *o, char *name_out)
 		return -e;
 	}
 	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+	ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (o->offload ? IFF_VNET_HDR : 0);
 	memcpy(ifr.ifr_name, o->tun, strlen(o->tun));
 	if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
 		e = errno;
@@ -49,6 +63,22 @@ tun_open(const struct utcpd_opts *o, char *name_out)
 			  e == EPERM ? " (CAP_NET_ADMIN needed)" : "");
 		close(fd);
 		return -e;
+	}
+	if (o->offload) {
+		int sz = (int)sizeof(struct virtio_net_hdr), le = 1;
+		unsigned off = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+
+		/* The header's fields are little-endian (virtio 1.0);
+		 * where that is native the call changes nothing. */
+		(void)ioctl(fd, TUNSETVNETLE, &le);
+		if (ioctl(fd, TUNSETVNETHDRSZ, &sz) != 0 ||
+		    ioctl(fd, TUNSETOFFLOAD, off) != 0) {
+			e = errno;
+			log_error("TUN offload on %s: %s (try --no-offload)",
+				  o->tun, strerror(e));
+			close(fd);
+			return -e;
+		}
 	}
 	memcpy(name_out, ifr.ifr_name, IFNAMSIZ);
 	name_out[IFNAMSIZ - 1] = '\0';
@@ -188,13 +218,54 @@ out:
 	return r;
 }
 
+/* Complete a partial TCP checksum in place (virtio NEEDS_CSUM): sum from
+ * csum_start to the end, the field holding the pseudo-header sum. */
+static void
+csum_complete(uint8_t *pkt, size_t len, size_t start, size_t off)
+{
+	uint64_t acc = 0;
+	size_t i;
+	uint16_t w, ck;
+
+	if (start + off + 2 > len)
+		return;
+	/* RFC 1071, in native order: the stored result is right. */
+	for (i = start; i + 2 <= len; i += 2) {
+		memcpy(&w, pkt + i, 2);
+		acc += w;
+	}
+	if (i < len) {
+		uint8_t b[2] = { pkt[i], 0 };
+		memcpy(&w, b, 2);
+		acc += w;
+	}
+	while (acc >> 16)
+		acc = (acc & 0xffff) + (acc >> 16);
+	ck = (uint16_t)~acc;
+	memcpy(pkt + start + off, &ck, 2);
+}
+
+/* IP header length of an engine packet (no extension headers). */
+static size_t
+ip_hlen(const uint8_t *pkt)
+{
+	return (pkt[0] >> 4) == 6 ? 40 : (size_t)(pkt[0] & 0x0f) * 4;
+}
+
 /* Read a batch of packets into the one reused buffer, each handed to the
- * engine before the next read. */
+ * engine before the next read. With offload each starts with a virtio-net
+ * header. */
 void
 tun_input(struct daemon *d)
 {
+	size_t vh = d->opt->offload ? sizeof(struct virtio_net_hdr) : 0;
+
 	for (int i = 0; i < UTCPD_TUN_BATCH; i++) {
 		ssize_t n = read(d->tun, d->tunbuf, d->tunbuf_len);
+		struct virtio_net_hdr h;
+		unsigned flags = 0;
+		uint8_t *pkt = d->tunbuf + vh;
+		size_t len;
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -203,16 +274,43 @@ tun_input(struct daemon *d)
 				log_warn("TUN read: %s", strerror(errno));
 			return;
 		}
-		if (n == 0)
+		if (n == 0 || (size_t)n < vh)
 			return;
+		len = (size_t)n - vh;
+		if (vh > 0) {
+			memcpy(&h, d->tunbuf, sizeof(h));
+			/* Not computed (local sender) or verified by the
+			 * kernel: either way nothing to check. */
+			if (h.flags & (VIRTIO_NET_HDR_F_NEEDS_CSUM |
+				       VIRTIO_NET_HDR_F_DATA_VALID))
+				flags |= UTCP_IN_CSUM_OK;
+			if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+			    d->npkt > 0)
+				csum_complete(pkt, len, le16toh(h.csum_start),
+					      le16toh(h.csum_offset));
+		}
 		d->stats[DST_tun_rx]++;
-		d->stats[DST_tun_rx_bytes] += (uint64_t)n;
+		d->stats[DST_tun_rx_bytes] += len;
 		/* Records this wakes are worked after the batch, so data
 		 * of many segments leaves in one socketpair write. */
 		if (d->npkt > 0)
-			events_packet(d, d->tunbuf, (size_t)n, UTCP_PKT_IN);
-		utcp_input(d->st, d->tunbuf, (size_t)n, d->now);
+			events_packet(d, pkt, len, UTCP_PKT_IN);
+		utcp_input_flags(d->st, pkt, len, flags, d->now);
 	}
+}
+
+static void
+tx_done(struct daemon *d, ssize_t n, size_t want, size_t len)
+{
+	if (n == (ssize_t)want) {
+		d->stats[DST_tun_tx]++;
+		d->stats[DST_tun_tx_bytes] += len;
+		return;
+	}
+	/* The link is lossy by contract: TCP retransmits. Count it. */
+	d->stats[DST_tun_tx_drop]++;
+	if (n < 0 && errno != EAGAIN)
+		log_debug("TUN write of %zu bytes: %s", len, strerror(errno));
 }
 
 /* The engine's output callback: one finished packet. */
@@ -227,13 +325,47 @@ tun_output(void *ctx, const uint8_t *pkt, size_t len)
 	do {
 		n = write(d->tun, pkt, len);
 	} while (n < 0 && errno == EINTR);
-	if (n == (ssize_t)len) {
-		d->stats[DST_tun_tx]++;
-		d->stats[DST_tun_tx_bytes] += len;
-		return;
+	tx_done(d, n, len, len);
+}
+
+/* The engine's output callback with offload: headers, then the payload
+ * from the send ring; the TCP checksum is partial (UTCP_OFFLOAD_TX_CSUM). */
+void
+tun_output_iov(void *ctx, const struct utcp_iov *iov, unsigned cnt,
+	       size_t len)
+{
+	struct daemon *d = ctx;
+	struct virtio_net_hdr h;
+	struct iovec v[4];
+	size_t iph = ip_hlen(iov[0].base);
+	ssize_t n;
+
+	if (cnt > 3)
+		cnt = 3;
+	memset(&h, 0, sizeof(h));
+	h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	h.gso_type = VIRTIO_NET_HDR_GSO_NONE;
+	h.csum_start = htole16((uint16_t)iph);
+	h.csum_offset = htole16(16); /* struct tcphdr's check */
+	v[0].iov_base = &h;
+	v[0].iov_len = sizeof(h);
+	for (unsigned i = 0; i < cnt; i++) {
+		v[i + 1].iov_base = (void *)iov[i].base;
+		v[i + 1].iov_len = iov[i].len;
 	}
-	/* The link is lossy by contract: TCP retransmits. Count it. */
-	d->stats[DST_tun_tx_drop]++;
-	if (n < 0 && errno != EAGAIN)
-		log_debug("TUN write of %zu bytes: %s", len, strerror(errno));
+	if (d->npkt > 0 && len <= d->tunbuf_len) {
+		/* Captures get the packet whole, checksum done. */
+		size_t at = 0;
+
+		for (unsigned i = 0; i < cnt; i++) {
+			memcpy(d->capbuf + at, iov[i].base, iov[i].len);
+			at += iov[i].len;
+		}
+		csum_complete(d->capbuf, len, iph, 16);
+		events_packet(d, d->capbuf, len, UTCP_PKT_OUT);
+	}
+	do {
+		n = writev(d->tun, v, (int)cnt + 1);
+	} while (n < 0 && errno == EINTR);
+	tx_done(d, n, len + sizeof(h), len);
 }

@@ -70,7 +70,14 @@ void ulog(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 	X(to_engine_bytes, "bytes moved from programs to the engine")        \
 	X(to_program_bytes, "bytes moved from the engine to programs")       \
 	X(trace_events, "trace events sent")                                 \
-	X(trace_dropped, "trace events dropped: subscriber not reading")
+	X(trace_dropped, "trace events dropped: subscriber not reading")    \
+	X(pcap_packets, "packets written to the --pcap file")                \
+	X(pcap_skipped, "packets left out of --pcap: cap, slow pipe, error") \
+	X(fault_dropped, "packets dropped by --fault loss=")                 \
+	X(fault_duplicated, "packets duplicated by --fault dup=")            \
+	X(fault_reordered, "packets held back by --fault reorder=")          \
+	X(fault_delayed, "packets queued by --fault delay=")                 \
+	X(fault_queue_full, "packets dropped: --fault queue at its bound")
 
 enum utcpd_stat {
 #define UTCPD_STAT_ENUM(name, desc) DST_##name,
@@ -91,9 +98,13 @@ struct utcpd_opts {
 	struct in6_addr addr6, peer6;
 	unsigned prefix6;
 	unsigned mtu;
+	bool offload;          /* IFF_VNET_HDR + TUNSETOFFLOAD (tun.c) */
 	int ready_fd;
 	const char *pidfile;
 	bool host;
+	const char *pcap;      /* --pcap FILE, NULL: none */
+	uint64_t pcap_max;     /* --pcap-max, 0: no cap */
+	const char *fault;     /* --fault SPEC (fault.c), NULL: none */
 };
 
 /* ---- objects the epoll loop dispatches to ---- */
@@ -210,13 +221,17 @@ struct daemon {
 	struct rec_list dirty, linger, reap;
 	struct client_list clients, dead_clients;
 	unsigned ntrace;      /* trace subscribers */
-	unsigned npkt;        /* ... of them with UTCP_TRACE_PACKETS */
+	unsigned npkt;        /* packet observers: those of them with
+			       * UTCP_TRACE_PACKETS, plus one for --pcap */
+	struct pcapd *pcap;   /* --pcap (pcapd.c), NULL: off */
+	struct utcpd_fault *fault; /* --fault (fault.c), NULL: off */
 
 	uint64_t stats[DST_COUNT];
 
 	uint8_t *iobuf;   /* the data path's one buffer */
 	uint8_t *tunbuf;  /* one packet from the TUN */
 	size_t tunbuf_len;
+	uint8_t *capbuf;  /* an outgoing packet made whole for captures */
 	char sock_path[108];
 	bool sock_bound;
 };
@@ -234,6 +249,8 @@ int tun_open(const struct utcpd_opts *o, char *name_out);
 int tun_configure(const struct utcpd_opts *o, const char *name, bool *v6_ok);
 void tun_input(struct daemon *d);
 void tun_output(void *ctx, const uint8_t *pkt, size_t len);
+void tun_output_iov(void *ctx, const struct utcp_iov *iov, unsigned cnt,
+		    size_t len);
 
 /* ---- ctl.c ---- */
 /* Create the directory, refuse a live daemon, clear a stale file. */
@@ -245,6 +262,8 @@ void ctl_client_io(struct daemon *d, struct client *c, uint32_t revents);
 void ctl_client_kill(struct daemon *d, struct client *c);
 void ctl_client_free(struct daemon *d, struct client *c);
 void ctl_close_all(struct daemon *d);
+/* Before sleeping `wait` µs (UTCP_TIME_NEVER: until an fd is ready). */
+void ctl_trim_idle(struct daemon *d, utcp_time_t wait);
 
 /* ---- events.c: the engine's events, logging and the trace streams ---- */
 void events_cb(void *ctx, const struct utcp_event *ev);
@@ -260,6 +279,33 @@ void events_program_call(struct daemon *d, const struct client *c,
 void events_sync(struct daemon *d, struct client *c, uint32_t cookie);
 /* A packet crossing the TUN (dir UTCP_PKT_IN/OUT), for pcap streams. */
 void events_packet(struct daemon *d, const uint8_t *pkt, size_t len, int dir);
+
+/* ---- pcapd.c: utcpd --pcap ---- */
+#define UTCPD_PCAP_MAX (100ull << 20) /* default --pcap-max */
+/* Open FILE, write the pcap header and count one packet observer.
+ * 0 or -errno. */
+int pcapd_open(struct daemon *d, const char *path, uint64_t max);
+/* One packet crossing the TUN (events_packet calls it). Never blocks. */
+void pcapd_packet(struct daemon *d, const uint8_t *pkt, size_t len, int dir);
+void pcapd_close(struct daemon *d);
+
+/* ---- fault.c: utcpd --fault, the seeded fault injector (fault.h) ---- */
+#ifndef unlikely
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#endif
+/* Parse SPEC and start injecting. 0, or -errno (a bad SPEC said). */
+int faultd_open(struct daemon *d, const char *spec);
+void faultd_close(struct daemon *d);
+/* tun.c, with d->fault set: a packet read from the TUN, for the engine. */
+void faultd_input(struct daemon *d, const uint8_t *pkt, size_t len,
+		  unsigned flags);
+/* tun.c, with d->fault set: an engine packet. true: the injector took it;
+ * false: write it now (it is one the injector let go). */
+bool faultd_output(struct daemon *d, const struct utcp_iov *iov, unsigned cnt,
+		   size_t len);
+/* loop.c: release what is due at d->now; when that is next. */
+void faultd_run(struct daemon *d);
+utcp_time_t faultd_deadline(const struct daemon *d);
 
 /* ---- bridge.c ---- */
 struct rec *rec_new(struct daemon *d, struct utcp_sock *sk, int family,
@@ -284,6 +330,9 @@ struct rec *rec_by_tuple(struct daemon *d, const struct tuple_key *k);
 void rec_set_tuple(struct daemon *d, struct rec *r);
 /* Engine callback helpers: called from events_cb. */
 void rec_on_event(struct daemon *d, struct rec *r, const struct utcp_event *ev);
+/* The engine's cfg.deliver (see utcp.h). */
+size_t rec_deliver(void *ctx, struct utcp_sock *sk, const uint8_t *data,
+		   size_t len);
 
 /* ---- addresses (ctl.c) ---- */
 int addr_from_sockaddr(const struct sockaddr_storage *ss, uint32_t len,

@@ -63,6 +63,13 @@ ring_write_at(struct ring *r, uint32_t off, const void *src, uint32_t n)
 }
 
 void
+ring_wrote(struct ring *r, uint32_t off, uint32_t n)
+{
+	if (n > 0 && off + n > r->end)
+		r->end = off + n;
+}
+
+void
 ring_read_at(const struct ring *r, uint32_t off, void *dst, uint32_t n)
 {
 	uint32_t pos, first;

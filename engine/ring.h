@@ -21,6 +21,9 @@ struct ring {
 int ring_reserve(struct ring *r, uint32_t need);
 /* Copy n bytes in at offset off (growing as needed): 0 or -ENOMEM. */
 int ring_write_at(struct ring *r, uint32_t off, const void *src, uint32_t n);
+/* n bytes were written in place at offset off, into room ring_reserve
+ * made (a readv into the send ring): they count as written. */
+void ring_wrote(struct ring *r, uint32_t off, uint32_t n);
 /* Copy n bytes out from offset off; off + n must be within cap. */
 void ring_read_at(const struct ring *r, uint32_t off, void *dst, uint32_t n);
 /* Drop n bytes from the head (n <= len); frees the storage when nothing

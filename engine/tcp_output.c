@@ -702,3 +702,57 @@ tcp_send_loss_probe(struct utcp_sock *s, utcp_time_t now)
 	s->rtt_timing = false; /* Karn */
 	s->bytes_retrans += sent;
 }
+
+/* ---- the send buffer without a copy (utcp.h) ---- */
+
+size_t
+utcp_send_reserve(struct utcp_sock *s, size_t want, struct utcp_iov iov[2])
+{
+	struct ring *r = &s->snd;
+	uint32_t space, n, pos, first;
+
+	iov[0].len = iov[1].len = 0;
+	/* Anything unusual is utcp_send's to report. */
+	if (s->so_error || s->shut_wr || s->fin_queued ||
+	    (s->state != UTCP_ESTABLISHED && s->state != UTCP_CLOSE_WAIT))
+		return 0;
+	space = s->sndbuf > s->snd.len ? s->sndbuf - s->snd.len : 0;
+	n = want < space ? (uint32_t)want : space;
+	if (n == 0 || ring_reserve(r, s->snd.len + n) != 0)
+		return 0;
+	pos = (r->head + s->snd.len) & (r->cap - 1);
+	first = r->cap - pos;
+	if (first > n)
+		first = n;
+	iov[0].base = r->buf + pos;
+	iov[0].len = first;
+	iov[1].base = r->buf;
+	iov[1].len = n - first;
+	return n;
+}
+
+void
+utcp_send_commit(struct utcp_sock *s, size_t n, int flags, utcp_time_t now)
+{
+	stack_time(s->st, now);
+	if (n == 0) {
+		/* Nothing came: an idle socket keeps no buffer. */
+		if (s->snd.len == 0)
+			ring_release_if_empty(&s->snd);
+		return;
+	}
+	ring_wrote(&s->snd, s->snd.len, (uint32_t)n);
+	/* RFC 5681 4.1, as in utcp_send: after an idle period longer than
+	 * the RTO, restart from the initial window. */
+	if (s->snd_max == s->snd_una && s->snd.len == 0 && s->last_send &&
+	    now - s->last_send > tcp_rto_backed_off(s)) {
+		uint32_t iw = TCP_INIT_CWND * s->mss;
+
+		if (s->cwnd > iw)
+			s->cwnd = iw;
+	}
+	s->snd.len += (uint32_t)n;
+	s->more = (flags & UTCP_MSG_MORE) != 0;
+	tcp_output(s, now);
+	stack_reap(s->st);
+}

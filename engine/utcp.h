@@ -268,6 +268,17 @@ ssize_t utcp_recv(struct utcp_sock *s, void *buf, size_t len, int flags,
  * what a utcp_recv of n bytes would, the window update included. */
 size_t utcp_recv_peek(const struct utcp_sock *s, struct utcp_iov iov[2]);
 void utcp_recv_consume(struct utcp_sock *s, size_t n, utcp_time_t now);
+/* Sending without a copy: room for up to `want` bytes at the end of the
+ * send buffer, in at most two pieces to fill in place (writable, for all
+ * utcp_iov's const), e.g. with readv; returns their total. 0 when
+ * utcp_send must be used instead (no space, shut down, not connected, an
+ * error pending), which says why. utcp_send_commit(n ≤ that total), with
+ * no engine call in between, then queues the first n bytes as utcp_send
+ * would; n = 0 gives the room back. */
+size_t utcp_send_reserve(struct utcp_sock *s, size_t want,
+			 struct utcp_iov iov[2]);
+void utcp_send_commit(struct utcp_sock *s, size_t n, int flags,
+		      utcp_time_t now);
 size_t utcp_send_space(const struct utcp_sock *s); /* safe from callbacks */
 size_t utcp_recv_avail(const struct utcp_sock *s); /* safe from callbacks */
 /* SHUT_RD / SHUT_WR / SHUT_RDWR from <sys/socket.h>. */

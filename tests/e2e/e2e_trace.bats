@@ -81,7 +81,9 @@ LAST-ACK → CLOSED"
 	assert_line --index 0 "198.18.0.2 S"
 	assert_line --index 1 "198.18.0.1 AS"
 	assert_line --index 2 "198.18.0.2 A"
-	fins=$(grep -n 'F' <<<"$output" | cut -d ' ' -f 1)
+	# (a FIN resent on a busy machine, by timeout or loss probe, is
+	# still the same FIN)
+	fins=$(grep 'F' <<<"$output" | cut -d ' ' -f 1 | uniq)
 	assert_equal "$(wc -l <<<"$fins")" 2
 	[[ $(sed -n 1p <<<"$fins") == *"198.18.0.1" ]] || fail "first FIN not the kernel's: $fins"
 	[[ $(sed -n 2p <<<"$fins") == *"198.18.0.2" ]] || fail "second FIN not ours: $fins"

@@ -110,6 +110,8 @@ loop_run(struct daemon *d)
 		int n, timeout_ms = -1;
 
 		d->now = loop_clock();
+		if (unlikely(d->fault != NULL))
+			faultd_run(d); /* before the poll: it sends owed ACKs */
 		utcp_poll(d->st, d->now);
 		rec_expire(d);
 		housekeeping(d);
@@ -117,6 +119,9 @@ loop_run(struct daemon *d)
 		deadline = utcp_next_deadline(d->st);
 		exp = rec_next_expiry(d);
 		if (exp < deadline)
+			deadline = exp;
+		if (unlikely(d->fault != NULL) &&
+		    (exp = faultd_deadline(d)) < deadline)
 			deadline = exp;
 		ctl_trim_idle(d, deadline == UTCP_TIME_NEVER ? UTCP_TIME_NEVER
 				 : deadline > d->now ? deadline - d->now : 0);

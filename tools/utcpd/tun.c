@@ -291,11 +291,15 @@ tun_input(struct daemon *d)
 		}
 		d->stats[DST_tun_rx]++;
 		d->stats[DST_tun_rx_bytes] += len;
-		/* Records this wakes are worked after the batch, so data
-		 * of many segments leaves in one socketpair write. */
+		/* In-order data for a program that keeps up is written to
+		 * it from here (rec_deliver); the rest is worked after the
+		 * batch, many segments in one socketpair write. */
 		if (d->npkt > 0)
 			events_packet(d, pkt, len, UTCP_PKT_IN);
-		utcp_input_flags(d->st, pkt, len, flags, d->now);
+		if (unlikely(d->fault != NULL))
+			faultd_input(d, pkt, len, flags);
+		else
+			utcp_input_flags(d->st, pkt, len, flags, d->now);
 	}
 }
 
@@ -320,6 +324,9 @@ tun_output(void *ctx, const uint8_t *pkt, size_t len)
 	struct daemon *d = ctx;
 	ssize_t n;
 
+	if (unlikely(d->fault != NULL) &&
+	    faultd_output(d, &(struct utcp_iov){ pkt, len }, 1, len))
+		return;
 	if (d->npkt > 0)
 		events_packet(d, pkt, len, UTCP_PKT_OUT);
 	do {
@@ -340,6 +347,8 @@ tun_output_iov(void *ctx, const struct utcp_iov *iov, unsigned cnt,
 	size_t iph = ip_hlen(iov[0].base);
 	ssize_t n;
 
+	if (unlikely(d->fault != NULL) && faultd_output(d, iov, cnt, len))
+		return;
 	if (cnt > 3)
 		cnt = 3;
 	memset(&h, 0, sizeof(h));

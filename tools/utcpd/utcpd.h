@@ -160,6 +160,8 @@ struct rec {
 	bool wr_shut;         /* we shut down writing (FIN delivered) */
 	bool prog_shut_rd;    /* the program shut down reading */
 	bool paused;          /* no engine send space: not reading */
+	bool tx_bulk;         /* last read filled a chunk: readv into the
+			       * engine's send buffer (bridge.c) */
 	bool out_blocked;     /* waiting for EPOLLOUT */
 	bool connected_ev;    /* the engine said CONNECTED */
 	bool engine_closed;   /* utcp_close/abort called */

@@ -218,7 +218,9 @@ def chart(rows, meta, png, work):
         return path
 
     def present(wls, setups):
-        return [s for s in setups if any((w, s) in by for w in wls)]
+        return [s for s in setups
+                if any(by.get((w, s), {}).get("median") is not None
+                       for w in wls)]
 
     panels = []
     spec = [
@@ -238,7 +240,7 @@ def chart(rows, meta, png, work):
             continue
         panels.append((title, data(f"p{i}.dat", wls, sets), sets, scale))
     local = ["unix-pp-avg", "unix-tput", "file-write", "file-read"]
-    if any((w, "preload") in by for w in local):
+    if present(local, ["preload"]) and present(local, ["libc"]):
         # Speed with the preload ÷ without it (latency inverted): 1.00
         # is no cost, below it slower.
         def rel(r):
@@ -269,13 +271,15 @@ def chart(rows, meta, png, work):
          'set style fill solid 0.9 border -1',
          'set boxwidth 0.9',
          'unset key',
+         'set bmargin 4',
          'set grid ytics',
          f'set multiplot layout {nrows},2 title '
          f'"utcp bench, {meta.get("date", "")}, {meta.get("host", "")}"']
     for title, path, sets, scale in panels:
         g.append(f'set title "{title}"')
         if scale == "log":
-            g += ['set logscale y', 'set yrange [*:*]']
+            g += ['set logscale y', 'set yrange [0.1:*]' if "KiB" in title
+                  else 'set yrange [*:*]']
         else:
             g += ['unset logscale y', 'set yrange [0:*]']
         g.append('unset arrow')
@@ -355,7 +359,7 @@ def main():
         "",
     ]
     for k in ("cpu", "cores", "memory", "kernel", "debian", "load", "utcp",
-              "utcp mtu", "tools", "duration"):
+              "utcp mtu", "tools", "duration", "stopped"):
         if k in meta:
             lines.append(f"- {k}: {meta[k]}")
     lines += ["", "## Set-ups", ""]

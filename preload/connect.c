@@ -101,7 +101,16 @@ nonblocking(int fd)
 static int
 connect_result(int fd, struct utcp_fdent *e, short revents)
 {
-	int err = utcp_ctl_so_error(e->id);
+	int err;
+
+	/* Writable and not hung up: the daemon let POLLOUT through because
+	 * the handshake completed (a failure hangs up first): connected,
+	 * without a round trip to the daemon. */
+	if ((revents & POLLOUT) && !(revents & (POLLHUP | POLLERR))) {
+		utcp_fd_set_flags(fd, UTCP_FD_CONNECTED, UTCP_FD_CONNECTING);
+		return 0;
+	}
+	err = utcp_ctl_so_error(e->id);
 
 	if (err < 0)
 		return err;

@@ -24,20 +24,29 @@
  */
 #include "preload.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-int
-utcp_pending_error(int fd)
+static int
+pending_error(int fd, bool eof)
 {
 	struct utcp_fdent *e = utcp_fd_slot(fd);
 	uint32_t id = e != NULL ? __atomic_load_n(&e->id, __ATOMIC_ACQUIRE) : 0;
 	int saved = errno, err = 0;
+	struct pollfd p = {.fd = fd, .events = 0};
 
 	if (!utcp_id_ours(id) || utcp_busy)
 		return 0;
+	/* An EOF on an end that is not hung up is the peer's FIN: the
+	 * daemon shuts only its writing side for that, and both sides
+	 * (ipc.h) when an error ends the connection. No round trip then. */
+	if (eof && poll(&p, 1, 0) == 0) { /* no HUP, ERR or NVAL */
+		errno = saved;
+		return 0;
+	}
 	if (!utcp_fd_valid(fd, e)) {
 		utcp_fd_clear(fd); /* closed behind our back */
 	} else {
@@ -47,6 +56,12 @@ utcp_pending_error(int fd)
 	}
 	errno = saved;
 	return err > 0 ? err : 0;
+}
+
+int
+utcp_pending_error(int fd)
+{
+	return pending_error(fd, false);
 }
 
 /* Under `utcp run --trace`, a data call on an engine socket that ends
@@ -73,7 +88,7 @@ recv_result(int fd, ssize_t r, size_t want, const char *name, uint64_t t0)
 		return 0;
 	if (r < 0 && errno != ECONNRESET)
 		goto out;
-	if ((err = utcp_pending_error(fd)) == 0)
+	if ((err = pending_error(fd, r == 0)) == 0)
 		goto out;
 	if (err == EPIPE) {
 		/* RST in CLOSE-WAIT: the peer's FIN came first, and Linux's

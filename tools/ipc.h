@@ -30,10 +30,12 @@
  *      immediate errno). It keeps the attached fd until the outcome.
  *   3. On ESTABLISHED, or on failure, the daemon reads and discards exactly
  *      the filler from its end, restores SO_SNDBUF on the kept fd and closes
- *      it: POLLOUT appears. On failure it also records the error (SO_ERROR)
- *      and shuts its end down, so the program sees POLLOUT|POLLIN|POLLHUP.
+ *      it: POLLOUT appears. On failure it first records the error
+ *      (SO_ERROR) and shuts its end down, so the program sees
+ *      POLLOUT|POLLIN|POLLHUP and never POLLOUT alone.
  *   4. A blocking connect() in the preload polls for POLLOUT (SO_SNDTIMEO,
- *      EINTR as the kernel) and then asks for SO_ERROR.
+ *      EINTR as the kernel): POLLOUT without POLLHUP is success, with no
+ *      further question; otherwise it asks for SO_ERROR.
  *
  * Listening sockets: the program's end of a listener becomes readable when
  * a connection waits: the daemon writes one token byte per connection put on

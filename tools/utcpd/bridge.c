@@ -782,6 +782,11 @@ restore_sndbuf(int fd, int sndbuf)
 static void
 connect_finish(struct daemon *d, struct rec *r, bool ok)
 {
+	/* A failure hangs the program's end up before the filler goes, so
+	 * POLLOUT without POLLHUP always means connected: the preload
+	 * trusts that and asks for no SO_ERROR then (ipc.h step 4). */
+	if (!ok && r->fd >= 0)
+		shutdown(r->fd, SHUT_RDWR);
 	discard_filler(d, r);
 	if (r->connfd >= 0) {
 		restore_sndbuf(r->connfd, r->sndbuf_restore);

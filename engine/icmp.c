@@ -24,8 +24,7 @@
 #define ICMP4_UNREACH_NEEDFRAG 4
 #define ICMP4_TIMXCEED 11
 #define ICMP4_PARAMPROB 12
-#define ICMP6_UNREACH 1
-#define ICMP6_TOOBIG 2
+#define ICMP6_UNREACH 1 /* 2, packet too big: ignored, see above */
 #define ICMP6_TIMXCEED 3
 #define ICMP6_PARAMPROB 4
 
@@ -148,7 +147,6 @@ icmp_input(struct utcp_stack *st, const struct wire_ip *ip, utcp_time_t now)
 			err = EHOSTUNREACH;
 		else if (type == ICMP6_PARAMPROB)
 			err = EPROTO;
-		(void)ICMP6_TOOBIG;
 	}
 	if (err == 0) {
 		/* echo, redirects, too-big, and the rest */

@@ -63,6 +63,18 @@ keep_rearm(struct utcp_sock *s, utcp_time_t now)
 	timer_set(s, TCPT_KEEP, elapsed < idle ? now + idle - elapsed : now);
 }
 
+/* SO_SNDBUF, SO_RCVBUF: Linux doubles the request for bookkeeping
+ * overhead, then holds it between its floor and our ceiling. */
+static uint32_t
+buf_size(int v, uint64_t floor)
+{
+	uint64_t b = v < 0 ? 0 : 2 * (uint64_t)v;
+
+	if (b < floor)
+		b = floor;
+	return (uint32_t)(b > UTCP_BUF_MAX ? UTCP_BUF_MAX : b);
+}
+
 static int
 set_sol_socket(struct utcp_sock *s, int name, const void *val, size_t len,
 	       utcp_time_t now)
@@ -94,24 +106,13 @@ set_sol_socket(struct utcp_sock *s, int name, const void *val, size_t len,
 		}
 		return 0;
 	case SO_SNDBUF:
-	case SO_SNDBUFFORCE: {
-		/* Linux doubles the request for bookkeeping overhead. */
-		uint64_t b = v < 0 ? 0 : 2 * (uint64_t)v;
-
-		if (b < SOCK_MIN_SNDBUF)
-			b = SOCK_MIN_SNDBUF;
-		s->sndbuf = (uint32_t)(b > UTCP_BUF_MAX ? UTCP_BUF_MAX : b);
+	case SO_SNDBUFFORCE:
+		s->sndbuf = buf_size(v, SOCK_MIN_SNDBUF);
 		return 0;
-	}
 	case SO_RCVBUF:
-	case SO_RCVBUFFORCE: {
-		uint64_t b = v < 0 ? 0 : 2 * (uint64_t)v;
-
-		if (b < SOCK_MIN_RCVBUF)
-			b = SOCK_MIN_RCVBUF;
-		s->rcvbuf = (uint32_t)(b > UTCP_BUF_MAX ? UTCP_BUF_MAX : b);
+	case SO_RCVBUFFORCE:
+		s->rcvbuf = buf_size(v, SOCK_MIN_RCVBUF);
 		return 0;
-	}
 	case SO_REUSEADDR:
 		s->reuseaddr = v != 0;
 		return 0;

@@ -481,30 +481,33 @@ listen_hash(struct utcp_sock *s)
 void
 listen_unhash(struct utcp_sock *s)
 {
-	struct utcp_lsn *head, **pp;
-	int hash_oom = 0;
+	struct utcp_lsn *l = s->lsn, *head, **pp;
 
-	if (s->lsn == NULL)
+	if (l == NULL)
 		return;
-	HASH_FIND(hh, s->st->listeners, &s->lsn->key, sizeof(s->lsn->key),
-		  head);
-	if (head == s->lsn) {
-		HASH_DELETE(hh, s->st->listeners, head);
-		if (head->rp_next != NULL) {
-			/* the next of the group leads it now */
-			HASH_ADD(hh, s->st->listeners, key,
-				 sizeof(struct utcp_lkey), head->rp_next);
-			(void)hash_oom; /* a delete just made room */
-		}
+	s->lsn = NULL;
+	HASH_FIND(hh, s->st->listeners, &l->key, sizeof(l->key), head);
+	if (head == l && l->rp_next != NULL) {
+		/* The group's hashed node stays: the next member moves into
+		 * it, so nothing is hashed again (no allocation to fail). */
+		struct utcp_lsn *next = l->rp_next;
+
+		l->sock = next->sock;
+		l->rp_next = next->rp_next;
+		l->sock->lsn = l;
+		free(next);
+		return;
+	}
+	if (head == l) {
+		HASH_DELETE(hh, s->st->listeners, l);
 	} else if (head != NULL) {
 		for (pp = &head->rp_next; *pp != NULL; pp = &(*pp)->rp_next)
-			if (*pp == s->lsn) {
-				*pp = s->lsn->rp_next;
+			if (*pp == l) {
+				*pp = l->rp_next;
 				break;
 			}
 	}
-	free(s->lsn);
-	s->lsn = NULL;
+	free(l);
 }
 
 struct utcp_sock *

@@ -538,20 +538,25 @@ dup3(int fd, int fd2, int flags)
 	return r;
 }
 
+/* F_DUPFD and F_DUPFD_CLOEXEC make a copy, as dup() does. */
+static int
+fcntl_done(int fd, int cmd, int r)
+{
+	if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0)
+		utcp_fd_copy(fd, r);
+	return r;
+}
+
 UTCP_EXPORT int
 fcntl(int fd, int cmd, ...)
 {
 	va_list ap;
 	void *arg;
-	int r;
 
 	va_start(ap, cmd);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	r = LIBC(fcntl)(fd, cmd, arg);
-	if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0)
-		utcp_fd_copy(fd, r);
-	return r;
+	return fcntl_done(fd, cmd, LIBC(fcntl)(fd, cmd, arg));
 }
 
 UTCP_EXPORT int
@@ -559,13 +564,9 @@ fcntl64(int fd, int cmd, ...)
 {
 	va_list ap;
 	void *arg;
-	int r;
 
 	va_start(ap, cmd);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	r = LIBC(fcntl64)(fd, cmd, arg);
-	if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0)
-		utcp_fd_copy(fd, r);
-	return r;
+	return fcntl_done(fd, cmd, LIBC(fcntl64)(fd, cmd, arg));
 }

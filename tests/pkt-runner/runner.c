@@ -275,11 +275,11 @@ static size_t fmt_opts(char *b, size_t cap, const struct tcp_opt *o, int n,
 	return k < cap ? k : cap;
 }
 
-/* An outbound (engine) segment, relative to its flow when known. */
-static void fmt_out(struct runner *r, const struct seg *s, char *b, size_t cap)
+/* A segment's flags, seq:end(len), ack, window and options, with seq
+ * relative to sb and ack to ab; the length written. */
+static size_t fmt_seg(const struct seg *s, uint32_t sb, uint32_t ab, char *b,
+		      size_t cap)
 {
-	struct flow *f = flow_by_ports(r, s->sport, s->dport);
-	uint32_t sb = f ? lbase(f) : 0, ab = f ? f->risn : 0;
 	char fl[12];
 	size_t k;
 
@@ -294,6 +294,15 @@ static void fmt_out(struct runner *r, const struct seg *s, char *b, size_t cap)
 		b[k++] = ' ';
 		k += fmt_opts(b + k, cap - k, s->opts, s->nopts, ab);
 	}
+	return k;
+}
+
+/* An outbound (engine) segment, relative to its flow when known. */
+static void fmt_out(struct runner *r, const struct seg *s, char *b, size_t cap)
+{
+	struct flow *f = flow_by_ports(r, s->sport, s->dport);
+	size_t k = fmt_seg(s, f ? lbase(f) : 0, f ? f->risn : 0, b, cap);
+
 	if (k < cap)
 		snprintf(b + k, cap - k, "  [%u > %u%s%s%s]", s->sport, s->dport,
 			 s->csum_ok ? "" : ", BAD TCP CHECKSUM",
@@ -304,21 +313,8 @@ static void fmt_out(struct runner *r, const struct seg *s, char *b, size_t cap)
 static void fmt_in(struct runner *r, const struct seg *s, char *b, size_t cap)
 {
 	struct flow *f = flow_by_ports(r, s->dport, s->sport);
-	uint32_t sb = f ? f->risn : 0, ab = f ? lbase(f) : 0;
-	char fl[12];
-	size_t k;
 
-	k = (size_t)snprintf(b, cap, "%s %u:%u(%zu)", wire_flags_str(s->flags, fl),
-			     s->seq - sb, s->seq - sb + (uint32_t)s->len,
-			     s->len);
-	if (s->flags & TH_ACK && k < cap)
-		k += (size_t)snprintf(b + k, cap - k, " ack %u", s->ack - ab);
-	if (k < cap)
-		k += (size_t)snprintf(b + k, cap - k, " win %u", s->win);
-	if (s->nopts && k + 1 < cap) {
-		b[k++] = ' ';
-		fmt_opts(b + k, cap - k, s->opts, s->nopts, ab);
-	}
+	fmt_seg(s, f ? f->risn : 0, f ? lbase(f) : 0, b, cap);
 }
 
 /* ---- engine callbacks ---- */

@@ -11,19 +11,6 @@
 #include <netinet/in.h>
 
 static void
-leak_check(struct tnet *n)
-{
-	/* Past TIME-WAIT and every orphan timeout. */
-	tnet_run(n, UTCP_SEC(200));
-	CHECK_EQ(utcp_sock_count(tnet_st(n, 0)), 0);
-	CHECK_EQ(utcp_sock_count(tnet_st(n, 1)), 0);
-	CHECK_EQ(n->bad_event, 0);
-	/* Nothing left to do: no timers. */
-	CHECK(utcp_next_deadline(tnet_st(n, 0)) == UTCP_TIME_NEVER);
-	CHECK(utcp_next_deadline(tnet_st(n, 1)) == UTCP_TIME_NEVER);
-}
-
-static void
 test_handshake(void)
 {
 	struct tnet n;
@@ -67,7 +54,7 @@ test_handshake(void)
 	utcp_close(p.l, n.now);
 	utcp_close(p.c, n.now);
 	utcp_close(p.s, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -117,7 +104,7 @@ test_data_small(void)
 	CHECK_EQ(utcp_sock_count(tnet_st(&n, 0)), 0);
 	CHECK_EQ(tnet_count(&n, 0, UTCP_EV_FREED, p.c), 1);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -191,7 +178,7 @@ test_server_closes_first(void)
 	tnet_run(&n, UTCP_SEC(61));
 	CHECK_EQ(utcp_sock_count(tnet_st(&n, 1)), 1);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -216,7 +203,7 @@ test_simultaneous_close(void)
 	CHECK_EQ(tnet_count(&n, 0, UTCP_EV_FREED, p.c), 1);
 	CHECK_EQ(tnet_count(&n, 1, UTCP_EV_FREED, p.s), 1);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -272,7 +259,7 @@ test_time_wait_refin(void)
 	CHECK_EQ(utcp_sock_count(tnet_st(&n, 0)), 0);
 	n.filter = NULL;
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -310,7 +297,7 @@ test_refused(void)
 	CHECK_EQ(utcp_sock_error(c, true), ECONNREFUSED);
 	utcp_close(c, n.now);
 	CHECK_EQ(tnet_count(&n, 0, UTCP_EV_FREED, c), 1);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -342,7 +329,7 @@ test_reset_by_abort(void)
 	utcp_close(p.c, n.now);
 	utcp_close(p.s, n.now);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -365,7 +352,7 @@ test_close_unread_sends_rst(void)
 	CHECK_EQ(utcp_sock_error(p.c, false), ECONNRESET);
 	utcp_close(p.c, n.now);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -392,7 +379,7 @@ test_linger_zero(void)
 	CHECK_EQ(utcp_sock_error(p.s, false), ECONNRESET);
 	utcp_close(p.s, n.now);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -447,7 +434,7 @@ test_listen_overflow(void)
 	for (int i = 0; i < 5; i++)
 		utcp_close(c[i], n.now);
 	utcp_close(l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -478,7 +465,7 @@ test_listener_close_resets_queue(void)
 	CHECK_EQ(utcp_sock_state(p.s), UTCP_ESTABLISHED);
 	utcp_close(p.c, n.now);
 	utcp_close(p.s, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -512,7 +499,7 @@ test_reset_before_accept(void)
 	}
 	utcp_close(c, n.now);
 	utcp_close(l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -552,7 +539,7 @@ test_syn_received_rst(void)
 	CHECK_EQ(utcp_sock_state(l), UTCP_LISTEN);
 	CHECK_EQ(tnet_count(&n, 1, UTCP_EV_ACCEPTABLE, l), 0);
 	utcp_close(l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -601,7 +588,7 @@ test_challenge_ack(void)
 	utcp_close(p.c, n.now);
 	utcp_close(p.s, n.now);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -635,7 +622,7 @@ test_paws(void)
 	utcp_close(p.c, n.now);
 	utcp_close(p.s, n.now);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -669,7 +656,7 @@ test_simultaneous_open(void)
 	CHECK_EQ(utcp_recv(b, buf, sizeof(buf), 0, n.now), 2);
 	utcp_close(a, n.now);
 	utcp_close(b, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -716,7 +703,7 @@ test_syn_timeout(void)
 	CHECK(e != NULL && e->err == ETIMEDOUT && e->now - t0 == UTCP_SEC(127));
 	n.filter = NULL;
 	utcp_close(c, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -778,7 +765,7 @@ test_syn_rto_fallback(void)
 		utcp_close(c, n.now);
 	}
 	n.filter = NULL;
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -809,7 +796,7 @@ test_retrans_timeout(void)
 	utcp_close(p.c, n.now);
 	utcp_close(p.s, n.now);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -842,7 +829,7 @@ test_user_timeout(void)
 	utcp_close(p.c, n.now);
 	utcp_close(p.s, n.now);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -915,7 +902,7 @@ test_keepalive(void)
 	utcp_close(p.c, n.now);
 	utcp_close(p.s, n.now);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -968,7 +955,7 @@ test_keepalive_inherit(void)
 	utcp_close(p.c, n.now);
 	utcp_close(p.s, n.now);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -994,7 +981,7 @@ test_fin_wait2_timeout(void)
 	CHECK_EQ(tnet_stat(&n, 0, UTCP_STAT_drop_no_socket), 1);
 	CHECK_EQ(utcp_sock_count(tnet_st(&n, 1)), 1);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -1039,7 +1026,7 @@ test_time_wait_reuse(void)
 	}
 	utcp_close(c2, n.now);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -1088,7 +1075,7 @@ test_nagle_nodelay_cork(void)
 	utcp_close(p.c, n.now);
 	utcp_close(p.s, n.now);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -1122,7 +1109,7 @@ test_delayed_ack(void)
 	utcp_close(p.c, n.now);
 	utcp_close(p.s, n.now);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -1179,7 +1166,7 @@ test_syn_options(void)
 		utcp_close(l, n.now);
 	}
 	tnet_run(&n, UTCP_SEC(1));
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -1317,7 +1304,7 @@ test_sockopts(void)
 	utcp_close(p.c, n.now);
 	utcp_close(p.s, n.now);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -1348,7 +1335,7 @@ test_bind(void)
 	CHECK_EQ(b->backlog, 4096);
 	utcp_close(a, n.now);
 	utcp_close(b, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -1394,7 +1381,7 @@ test_many_connections(void)
 	utcp_close(l, n.now);
 	free(c);
 	free(s);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 

@@ -88,16 +88,6 @@ icmp_about_last(struct tnet *n, uint8_t *buf, int v6, uint8_t type,
 	return off + plen;
 }
 
-static struct utcp_addr
-addr6(int side, uint16_t port)
-{
-	struct utcp_addr a = {.family = AF_INET6, .port = port};
-
-	a.ip[0] = 0xfd;
-	a.ip[15] = (uint8_t)(side + 1);
-	return a;
-}
-
 static void
 check_drop(struct tnet *n, const uint8_t *pkt, size_t len, int stat)
 {
@@ -113,7 +103,7 @@ handshake_error(int v6, uint8_t type, uint8_t code, int want)
 {
 	struct tnet n;
 	struct utcp_sock *c;
-	struct utcp_addr a = v6 ? addr6(1, 80) : tnet_addr(1, 80);
+	struct utcp_addr a = v6 ? tnet_addr6(1, 80) : tnet_addr(1, 80);
 	const struct utcp_event *e;
 	uint8_t buf[200];
 	size_t len;

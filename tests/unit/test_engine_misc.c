@@ -10,30 +10,6 @@
 #include <linux/tcp.h>
 #include <netinet/in.h>
 
-static void
-leak_check(struct tnet *n)
-{
-	tnet_run(n, UTCP_SEC(200));
-	CHECK_EQ(utcp_sock_count(tnet_st(n, 0)), 0);
-	CHECK_EQ(utcp_sock_count(tnet_st(n, 1)), 0);
-	CHECK_EQ(n->bad_event, 0);
-	CHECK(utcp_next_deadline(tnet_st(n, 0)) == UTCP_TIME_NEVER);
-	CHECK(utcp_next_deadline(tnet_st(n, 1)) == UTCP_TIME_NEVER);
-}
-
-static struct utcp_addr
-addr6(int side, uint16_t port)
-{
-	struct utcp_addr a;
-
-	memset(&a, 0, sizeof(a));
-	a.family = AF_INET6;
-	a.port = port;
-	a.ip[0] = 0xfd;
-	a.ip[15] = (uint8_t)(side + 1);
-	return a;
-}
-
 static struct utcp_sock *
 sock6(struct tnet *n, int side)
 {
@@ -49,7 +25,7 @@ test_ipv6(void)
 	struct tnet n;
 	struct utcp_sock *l, *c, *s;
 	struct utcp_addr any = {.family = AF_INET6, .port = 443};
-	struct utcp_addr a = addr6(1, 443), la, ra;
+	struct utcp_addr a = tnet_addr6(1, 443), la, ra;
 	char b[16];
 	int err;
 
@@ -78,7 +54,7 @@ test_ipv6(void)
 out:
 	utcp_close(c, n.now);
 	utcp_close(l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -150,7 +126,7 @@ test_dual_stack(void)
 	CHECK_EQ(utcp_sock_error(c, false), ECONNREFUSED);
 	utcp_close(c, n.now);
 	utcp_close(l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -159,7 +135,7 @@ test_call_errors(void)
 {
 	struct tnet n;
 	struct utcp_sock *s, *l;
-	struct utcp_addr a = tnet_addr(1, 80), a6 = addr6(1, 80);
+	struct utcp_addr a = tnet_addr(1, 80), a6 = tnet_addr6(1, 80);
 	struct utcp_addr any = {.family = AF_INET, .port = 80};
 	char b[8];
 	int err;
@@ -221,7 +197,7 @@ test_call_errors(void)
 	}
 	utcp_close(s, n.now);
 	utcp_close(l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -252,7 +228,7 @@ test_msg_more(void)
 	utcp_close(p.c, n.now);
 	utcp_close(p.s, n.now);
 	utcp_close(p.l, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -512,7 +488,7 @@ test_chaos(void)
 	utcp_close(p.s, n.now);
 	utcp_close(p.l, n.now);
 	tnet_run(&n, UTCP_SEC(3000));
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 
@@ -646,7 +622,7 @@ test_reuseport(void)
 	CHECK(l3 != NULL);
 	if (l3 != NULL)
 		utcp_close(l3, n.now);
-	leak_check(&n);
+	tnet_leak_check(&n);
 	tnet_free(&n);
 }
 

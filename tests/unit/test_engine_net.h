@@ -427,6 +427,33 @@ tnet_sent(struct tnet *n, int side, unsigned k, struct wire_tcp *seg,
 }
 
 /* Build a TCP/IPv4 segment from `from` side's address to the other. */
+/* Side `side`'s IPv6 address (tnet_init_cfg: fd00::1, fd00::2). */
+static struct utcp_addr
+tnet_addr6(int side, uint16_t port)
+{
+	struct utcp_addr a;
+
+	memset(&a, 0, sizeof(a));
+	a.family = AF_INET6;
+	a.port = port;
+	a.ip[0] = 0xfd;
+	a.ip[15] = (uint8_t)(side + 1);
+	return a;
+}
+
+/* After a test: past TIME-WAIT and every orphan timeout, no socket, no
+ * event about a freed one, no timer left on either side. */
+static void
+tnet_leak_check(struct tnet *n)
+{
+	tnet_run(n, UTCP_SEC(200));
+	CHECK_EQ(utcp_sock_count(tnet_st(n, 0)), 0);
+	CHECK_EQ(utcp_sock_count(tnet_st(n, 1)), 0);
+	CHECK_EQ(n->bad_event, 0);
+	CHECK(utcp_next_deadline(tnet_st(n, 0)) == UTCP_TIME_NEVER);
+	CHECK(utcp_next_deadline(tnet_st(n, 1)) == UTCP_TIME_NEVER);
+}
+
 static size_t
 tnet_build(uint8_t *buf, int from, const struct wire_tcp *seg)
 {

@@ -183,6 +183,21 @@ disconnect(int fd, struct utcp_fdent *e, const struct sockaddr *sa,
 	return r;
 }
 
+/* What Linux refuses before any packet, so that an asynchronous CONNECT
+ * (whose failures arrive as SO_ERROR) still fails those at once. */
+static int
+connect_check_addr(const struct utcp_fdent *e, const struct sockaddr *sa,
+		   socklen_t len)
+{
+	/* tcp_v4_connect / tcp_v6_connect: the length, then the family
+	 * (24: RFC 2133's sockaddr_in6, without a scope id) */
+	if (len < (e->family == AF_INET6 ? 24 : sizeof(struct sockaddr_in)))
+		return -EINVAL;
+	if (sa->sa_family != e->family)
+		return -EAFNOSUPPORT;
+	return 0;
+}
+
 static int
 sock_connect(int fd, struct utcp_fdent *e, const struct sockaddr *sa,
 	     socklen_t len)
@@ -200,6 +215,8 @@ sock_connect(int fd, struct utcp_fdent *e, const struct sockaddr *sa,
 		return -EINVAL;
 	if (sa->sa_family == AF_UNSPEC)
 		return disconnect(fd, e, sa, len);
+	if ((r = connect_check_addr(e, sa, len)) < 0)
+		return r;
 	if (e->flags & (UTCP_FD_CONNECTED | UTCP_FD_LISTENING))
 		return -EISCONN;
 	if (e->flags & UTCP_FD_CONNECTING)
@@ -231,7 +248,16 @@ sock_connect(int fd, struct utcp_fdent *e, const struct sockaddr *sa,
 	req.addrlen = len;
 	req.arg[0] = (int32_t)n;
 	req.arg[1] = sndbuf / 2;
-	r = utcp_ctl_call(&req, fd, &rep, NULL, false);
+	if (utcp_ctl_async()) {
+		/* ipc.h, "Asynchronous operations": the outcome, even an
+		 * immediate failure, comes as POLLOUT or POLLHUP. */
+		req.arg[2] = UTCP_CONNECT_NOREPLY;
+		r = utcp_ctl_send(&req, fd);
+		if (r == 0)
+			r = -EINPROGRESS;
+	} else {
+		r = utcp_ctl_call(&req, fd, &rep, NULL, false);
+	}
 	if (r == 0 || r == -EINPROGRESS) {
 		utcp_rec_drop(e->id);
 		if (r == 0) {

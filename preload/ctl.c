@@ -21,6 +21,9 @@
 
 static UTCP_TLS int ctl_fd = -1;
 static pid_t daemon_pid;
+static uint32_t daemon_caps; /* UTCP_CAP_*, from HELLO */
+/* Ids this thread's connection may give its sockets (UTCP_OP_LEASE). */
+static UTCP_TLS uint32_t lease_next, lease_end;
 
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t key;
@@ -74,6 +77,7 @@ drop(void)
 	if (fd < 0)
 		return;
 	ctl_fd = -1;
+	lease_next = lease_end = 0;
 	pthread_setspecific(key, NULL);
 	reg_del(fd);
 	if (still_ours(fd)) {
@@ -129,11 +133,13 @@ hello(int fd)
 		return -EPROTONOSUPPORT;
 	if (rep.val <= 0)
 		return -EPROTO;
-	if (utcp_trace_tag != 0) {
+	{
 		uint32_t caps = 0;
 		if (rep.len >= sizeof(caps))
 			memcpy(&caps, rep.data, sizeof(caps));
-		utcp_trace_daemon_caps(caps);
+		__atomic_store_n(&daemon_caps, caps, __ATOMIC_RELAXED);
+		if (utcp_trace_tag != 0)
+			utcp_trace_daemon_caps(caps);
 	}
 	old = __atomic_exchange_n(&daemon_pid, (pid_t)rep.val, __ATOMIC_RELAXED);
 	if (old != 0 && old != (pid_t)rep.val) {
@@ -182,6 +188,7 @@ utcp_ctl_get(void)
 		LIBC(close)(fd);
 		goto out;
 	}
+	lease_next = lease_end = 0; /* a lease belongs to one connection */
 	utcp_fd_mark_ctl(fd);
 	reg_add(fd);
 	ctl_fd = fd;
@@ -234,7 +241,7 @@ utcp_ctl_call(struct utcp_req *req, int send_fd, struct utcp_rep *rep,
 		utcp_busy--;
 	}
 	errno = saved;
-	if (r == -EPROTO && recv_fd != NULL) {
+	if (r == -EMFILE) {
 		/* A whole message but no room for its fd (MSG_CTRUNC):
 		 * our fd table is full. SEQPACKET keeps us in step. */
 		return -EMFILE;
@@ -252,6 +259,60 @@ utcp_ctl_call(struct utcp_req *req, int send_fd, struct utcp_rep *rep,
 	}
 	if (recv_fd != NULL)
 		*recv_fd = got;
+	return 0;
+}
+
+int
+utcp_ctl_send(struct utcp_req *req, int send_fd)
+{
+	int fd, r, saved = errno;
+
+	if ((fd = utcp_ctl_get()) < 0)
+		return -ENETDOWN;
+	utcp_busy++;
+	r = utcp_ipc_send(fd, req, sizeof(*req), send_fd);
+	utcp_busy--;
+	errno = saved;
+	if (r < 0) {
+		utcp_log(UTCP_LOG_ERROR, "lost utcpd at %s: %s",
+			 utcp_socket_path(), strerrordesc_np(-r));
+		drop();
+		return -ENETDOWN;
+	}
+	return 0;
+}
+
+bool
+utcp_ctl_async(void)
+{
+	return utcp_ctl_get() >= 0 &&
+	       (__atomic_load_n(&daemon_caps, __ATOMIC_RELAXED) & UTCP_CAP_ASYNC);
+}
+
+int
+utcp_ctl_new_id(uint32_t *id, pid_t *dpid)
+{
+	struct utcp_req req;
+	struct utcp_rep rep;
+	int r;
+
+	if ((r = utcp_ctl_get()) < 0)
+		return r;
+	if (!(__atomic_load_n(&daemon_caps, __ATOMIC_RELAXED) & UTCP_CAP_ASYNC))
+		return -EOPNOTSUPP;
+	if (lease_next == lease_end) {
+		utcp_req_init(&req, UTCP_OP_LEASE, 0);
+		if ((r = utcp_ctl_call(&req, -1, &rep, NULL, false)) < 0)
+			return r;
+		if (rep.sock_id == 0 || rep.val <= 0 || rep.val > UTCP_LEASE_IDS ||
+		    rep.sock_id > UINT32_MAX - (uint32_t)rep.val)
+			return -EPROTO;
+		/* (the call may have reconnected: the lease is this one's) */
+		lease_next = rep.sock_id;
+		lease_end = rep.sock_id + (uint32_t)rep.val;
+	}
+	*id = lease_next++;
+	*dpid = __atomic_load_n(&daemon_pid, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -310,6 +371,7 @@ utcp_ctl_atfork_child(void)
 		ctl_fd = -1;
 		pthread_setspecific(key, NULL);
 	}
+	lease_next = lease_end = 0; /* the parent's ids stay the parent's */
 	pthread_mutex_unlock(&reg_lock);
 	/* A child of a process that talks to the daemon gets its own
 	 * connection now, with the credentials it was born with: servers

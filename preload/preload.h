@@ -238,6 +238,14 @@ int utcp_ctl_get(void);
  * reached or the connection broke. */
 int utcp_ctl_call(struct utcp_req *req, int send_fd, struct utcp_rep *rep,
 		  int *recv_fd, bool cloexec);
+/* One request nobody answers (ipc.h: ADOPT, CONNECT NOREPLY): 0, or
+ * -ENETDOWN when the connection broke. */
+int utcp_ctl_send(struct utcp_req *req, int send_fd);
+/* An id for a socket this process makes itself, from this thread's lease,
+ * and the daemon pid to name it with; -EOPNOTSUPP from an older daemon. */
+int utcp_ctl_new_id(uint32_t *id, pid_t *dpid);
+/* Does the daemon take asynchronous operations (UTCP_CAP_ASYNC)? */
+bool utcp_ctl_async(void);
 /* The daemon's pid as it names its sockets (HELLO), 0 if unknown. */
 pid_t utcp_ctl_daemon_pid(void);
 /* Helpers on top: SO_ERROR of a socket (>= 0 errno value or -errno). */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <linux/sockios.h>
 
@@ -71,6 +72,52 @@ unreachable(int domain, int type, int protocol, int err)
 	return -1;
 }
 
+/* ipc.h, "Asynchronous operations": the socketpair made here, the
+ * daemon's end named and handed over without waiting. The fd, -errno, or
+ * -EOPNOTSUPP when the daemon wants the round trip. */
+static int
+sock_create_async(int domain, int type)
+{
+	struct sockaddr_un sa;
+	struct utcp_req req;
+	uint32_t id;
+	pid_t dpid;
+	int sv[2], r;
+
+	if ((r = utcp_ctl_new_id(&id, &dpid)) < 0)
+		return r;
+	/* Both ends non-blocking and close-on-exec for now: ours is about
+	 * to leave, the program's is set as asked below. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	       0, sv) != 0)
+		return -errno;
+	socklen_t salen = utcp_ipc_make_name(&sa, dpid, id);
+	if (LIBC(bind)(sv[1], (struct sockaddr *)&sa, salen) != 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (!(type & SOCK_NONBLOCK) && (r = set_nonblock(sv[0], false)) < 0)
+		goto fail;
+	if (!(type & SOCK_CLOEXEC) && LIBC(fcntl)(sv[0], F_SETFD, 0) != 0) {
+		r = -errno;
+		goto fail;
+	}
+	utcp_req_init(&req, UTCP_OP_ADOPT, id);
+	req.arg[0] = domain;
+	if ((r = utcp_ctl_send(&req, sv[1])) < 0)
+		goto fail;
+	LIBC(close)(sv[1]);
+	if ((r = utcp_fd_set(sv[0], id, domain, 0)) < 0) {
+		LIBC(close)(sv[0]); /* the daemon sees HUP and lets it go */
+		return r;
+	}
+	return sv[0];
+fail:
+	LIBC(close)(sv[0]);
+	LIBC(close)(sv[1]);
+	return r;
+}
+
 /* A TCP socket from the daemon: the fd, or -1/errno. */
 static int
 sock_create(int domain, int type, int protocol)
@@ -81,6 +128,14 @@ sock_create(int domain, int type, int protocol)
 
 	if ((r = utcp_ctl_get()) < 0)
 		return unreachable(domain, type, protocol, -r);
+	if ((fd = sock_create_async(domain, type)) >= 0) {
+		utcp_debug("socket(%s) = %d: engine socket %u (async)",
+			   domain == AF_INET ? "inet" : "inet6", fd,
+			   utcp_fd_id(fd));
+		return fd;
+	}
+	if (fd != -EOPNOTSUPP && fd != -EADDRINUSE)
+		return utcp_ret(fd); /* else: the round trip below */
 	utcp_req_init(&req, UTCP_OP_SOCKET, 0);
 	req.arg[0] = domain;
 	req.arg[1] = type & SOCK_FLAGS;

@@ -90,6 +90,9 @@ utcp_ipc_recv(int sock, void *msg, size_t len, int *fd, int cloexec)
 			close(got);
 			*fd = -1;
 		}
+		/* The message is whole, its fd was not: no room for it. */
+		if ((size_t)n == len && !(mh.msg_flags & MSG_TRUNC))
+			return -EMFILE;
 		return -EPROTO;
 	}
 	return 0;

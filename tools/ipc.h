@@ -114,7 +114,41 @@ enum utcp_op {
 				arg = arg[0] into the stream, after
 				everything sent before it (dropped, like an
 				event, when the stream is full: ask again) */
+	/* sockets without round trips (appended; see "Asynchronous
+	 * operations" below; only with UTCP_CAP_ASYNC) */
+	UTCP_OP_LEASE,       /* reply: sock_id = first id, val = count: ids
+				this connection may give its own sockets */
+	UTCP_OP_ADOPT,       /* NO REPLY. sock_id = a leased id, arg[0]
+				family; the daemon's end as SCM_RIGHTS,
+				already bound to its name */
 };
+
+/*
+ * Asynchronous operations (UTCP_CAP_ASYNC).
+ *
+ * A round trip to the daemon costs two wakeups (tens of µs here), as much
+ * as a whole connection over a veth: socket(), connect() and accept() do
+ * without one.
+ *
+ *   socket(): the preload takes an id from its connection's lease
+ *     (UTCP_OP_LEASE, one round trip per UTCP_LEASE_IDS sockets), makes the
+ *     socketpair itself, binds the daemon's end to "\0utcp/<daemon pid>/<id>"
+ *     and sends it with UTCP_OP_ADOPT. If the daemon cannot adopt it (no
+ *     memory, no fd left, an id outside the lease, a wrong name), it closes
+ *     the end: the program sees a hung-up socket, and every request about
+ *     the id is answered EBADF, which the preload reports as ENOBUFS.
+ *   connect(): UTCP_OP_CONNECT with arg[2] = UTCP_CONNECT_NOREPLY. An
+ *     immediate failure takes the same path as a refused handshake (ipc.h
+ *     step 3: the error is recorded, the end hung up): the program learns
+ *     it from POLLHUP and SO_ERROR. The preload still answers EINVAL,
+ *     EAFNOSUPPORT and the like itself, before sending.
+ *   Order: requests on one connection are handled in the order sent. A
+ *     request that names an id the daemon does not know yet first makes the
+ *     daemon handle what every other connection has already queued, so an
+ *     fd made in one thread and used in another at once is found.
+ */
+#define UTCP_LEASE_IDS 64
+#define UTCP_CONNECT_NOREPLY 0x1 /* CONNECT arg[2] */
 
 /*
  * Tracing (`utcp trace`, `utcp run --trace/--pcap`).
@@ -141,6 +175,7 @@ enum utcp_op {
  * len 0; the preload then sends no UTCP_OP_CALL (it would get a reply it
  * does not wait for). */
 #define UTCP_CAP_TRACE 0x1
+#define UTCP_CAP_ASYNC 0x2 /* "Asynchronous operations" above */
 
 enum {
 	UTCP_IPC_CALL = -1,   /* type of a call event */
@@ -242,7 +277,9 @@ const char *utcp_ipc_socket_path(void);
 int utcp_ipc_send(int sock, const void *msg, size_t len, int fd);
 /* Receive one message of exactly `len` bytes and an optional fd (*fd = -1
  * if none; the fd is received close-on-exec when cloexec). Returns 0,
- * -ECONNRESET on EOF, -EPROTO on a short message, or -errno. */
+ * -ECONNRESET on EOF, -EPROTO on a short message, -EMFILE when the message
+ * is whole but its fd could not be received (msg is valid, *fd = -1), or
+ * -errno. */
 int utcp_ipc_recv(int sock, void *msg, size_t len, int *fd, int cloexec);
 
 /* Parse "\0utcp/<pid>/<id>" from a sockaddr_un; 0 and fills pid/id, or -1. */

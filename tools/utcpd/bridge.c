@@ -179,6 +179,30 @@ rec_reap(struct daemon *d)
 	}
 }
 
+/* The common part of a new record around the daemon's end fd. */
+static struct rec *
+rec_init(struct daemon *d, struct rec *r, struct utcp_sock *sk, int family,
+	 const struct client *owner, int fd)
+{
+	r->ep.kind = EP_REC;
+	r->sk = sk;
+	r->family = family;
+	r->kind = REC_NEW;
+	r->fd = fd;
+	r->connfd = -1;
+	if (owner != NULL) {
+		r->pid = owner->pid;
+		memcpy(r->comm, owner->comm, sizeof(r->comm));
+		r->tag = owner->tag;
+	}
+	utcp_sock_set_user(sk, r);
+	HASH_ADD(hh, d->recs, id, sizeof(r->id), r);
+	rec_update_ep(d, r);
+	d->stats[DST_sockets_created]++;
+	d->stats[DST_sockets_open]++;
+	return r;
+}
+
 struct rec *
 rec_new(struct daemon *d, struct utcp_sock *sk, int family,
 	const struct client *owner, int *prog_fd, int flags)
@@ -214,24 +238,67 @@ rec_new(struct daemon *d, struct utcp_sock *sk, int family,
 		errno = e;
 		return NULL;
 	}
-	r->ep.kind = EP_REC;
-	r->sk = sk;
-	r->family = family;
-	r->kind = REC_NEW;
-	r->fd = sv[0];
-	r->connfd = -1;
-	if (owner != NULL) {
-		r->pid = owner->pid;
-		memcpy(r->comm, owner->comm, sizeof(r->comm));
-		r->tag = owner->tag;
-	}
-	utcp_sock_set_user(sk, r);
-	HASH_ADD(hh, d->recs, id, sizeof(r->id), r);
-	rec_update_ep(d, r);
-	d->stats[DST_sockets_created]++;
-	d->stats[DST_sockets_open]++;
 	*prog_fd = sv[1];
-	return r;
+	return rec_init(d, r, sk, family, owner, sv[0]);
+}
+
+uint32_t
+rec_lease(struct daemon *d, uint32_t n)
+{
+	/* Ids are never 0; a lease never wraps past it. */
+	if (d->next_id > UINT32_MAX - n - 1)
+		d->next_id = 0;
+	uint32_t first = d->next_id + 1;
+	d->next_id += n;
+	return first;
+}
+
+/* Is fd a stream socketpair end bound to our name for id? */
+static int
+adopt_check(int fd, uint32_t id)
+{
+	struct sockaddr_un want, got;
+	socklen_t wl, gl = sizeof(got);
+	int type = 0;
+	socklen_t tl = sizeof(type);
+
+	wl = utcp_ipc_make_name(&want, getpid(), id);
+	if (getsockname(fd, (struct sockaddr *)&got, &gl) != 0)
+		return -errno;
+	if (gl != wl || memcmp(&got, &want, wl) != 0)
+		return -EINVAL;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0)
+		return -errno;
+	if (type != SOCK_STREAM)
+		return -EINVAL;
+	/* Ours must never block, whatever the program's end is. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (!(fl & O_NONBLOCK) &&
+		       fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0))
+		return -errno;
+	return 0;
+}
+
+struct rec *
+rec_adopt(struct daemon *d, struct utcp_sock *sk, int family,
+	  const struct client *owner, int fd, uint32_t id)
+{
+	struct rec *r;
+	int e;
+
+	if (id == 0 || rec_find(d, id) != NULL)
+		e = -EEXIST;
+	else
+		e = adopt_check(fd, id);
+	if (e == 0 && (r = calloc(1, sizeof(*r))) != NULL) {
+		r->id = id;
+		return rec_init(d, r, sk, family, owner, fd);
+	}
+	if (e == 0)
+		e = -ENOMEM;
+	close(fd);
+	errno = -e;
+	return NULL;
 }
 
 /* ---- epoll interest ---- */
@@ -840,6 +907,25 @@ is_our_peer(const struct rec *r, int fd)
 	       pid == getpid() && id == r->id;
 }
 
+/* The handshake is under way: the record holds the program's end and
+ * the filler until the outcome (ipc.h step 2). */
+static void
+connect_started(struct daemon *d, struct rec *r, const struct utcp_addr *to,
+		int kept_fd, size_t filler, int sndbuf)
+{
+	char a[64];
+
+	events_fmt_addr(to, a, sizeof(a));
+	events_call(d, r, "connect(%s)", a);
+	r->kind = REC_CONNECTING;
+	rec_set_tuple(d, r);
+	r->connfd = kept_fd;
+	r->filler += filler;
+	r->sndbuf_restore = sndbuf;
+	rec_update_ep(d, r);
+	rec_dirty(d, r); /* the outcome may be known already */
+}
+
 int
 rec_connect(struct daemon *d, struct rec *r, const struct utcp_addr *to,
 	    int addr_err, int kept_fd, size_t filler, int sndbuf)
@@ -860,16 +946,7 @@ rec_connect(struct daemon *d, struct rec *r, const struct utcp_addr *to,
 	}
 	e = utcp_connect(r->sk, to, d->now);
 	if ((e == 0 || e == -EINPROGRESS) && r->kind == REC_NEW) {
-		char a[64];
-		events_fmt_addr(to, a, sizeof(a));
-		events_call(d, r, "connect(%s)", a);
-		r->kind = REC_CONNECTING;
-		rec_set_tuple(d, r);
-		r->connfd = kept_fd;
-		r->filler += filler;
-		r->sndbuf_restore = sndbuf;
-		rec_update_ep(d, r);
-		rec_dirty(d, r); /* the outcome may be known already */
+		connect_started(d, r, to, kept_fd, filler, sndbuf);
 		return -EINPROGRESS;
 	}
 	if (e == 0)
@@ -886,6 +963,54 @@ undo:
 		close(kept_fd);
 	}
 	return e;
+}
+
+void
+rec_connect_async(struct daemon *d, struct rec *r, const struct utcp_addr *to,
+		  int addr_err, int kept_fd, size_t filler, int sndbuf)
+{
+	int e;
+
+	if (kept_fd >= 0 && !is_our_peer(r, kept_fd)) {
+		close(kept_fd);
+		kept_fd = -1;
+	}
+	switch (r->kind) {
+	case REC_CONNECTING:
+		/* Another fd of the socket raced the first attempt (the
+		 * preload sends one per socket): its filler goes with the
+		 * first one's at the outcome. */
+		r->filler += filler;
+		if (kept_fd >= 0)
+			close(kept_fd);
+		return;
+	case REC_STREAM:
+	case REC_LISTENER:
+		/* Never sent by a preload that knows the socket's state. */
+		log_debug("sock %u: CONNECT on a connected or listening "
+			  "socket ignored", r->id);
+		if (kept_fd >= 0) {
+			restore_sndbuf(kept_fd, sndbuf);
+			close(kept_fd);
+		}
+		return;
+	case REC_NEW:
+		break;
+	}
+	e = r->sk == NULL ? -EBADF
+	    : to == NULL  ? addr_err
+			  : utcp_connect(r->sk, to, d->now);
+	if (e == 0 || e == -EINPROGRESS) {
+		connect_started(d, r, to, kept_fd, filler, sndbuf);
+		return;
+	}
+	/* Failed at once: the outcome path of a refused handshake, which
+	 * hangs the program's end up before its filler goes (step 3). */
+	r->kind = REC_CONNECTING;
+	r->connfd = kept_fd;
+	r->filler += filler;
+	r->sndbuf_restore = sndbuf;
+	error_shutdown(d, r, e);
 }
 
 /* connect(AF_UNSPEC): Linux's tcp_disconnect. The connection is aborted

@@ -738,22 +738,99 @@ op_trace(struct daemon *d, struct client *c, const struct utcp_req *q)
 	return 0;
 }
 
+/* ipc.h, "Asynchronous operations", Order: an id we do not know may be
+ * in an ADOPT another connection has queued (a socket made in one thread,
+ * used at once in another). Handle what the others have queued, then look
+ * again. Never nested: what those requests miss is simply missing. */
 static struct rec *
-need_rec(struct daemon *d, const struct utcp_req *q, int *err)
+find_or_drain(struct daemon *d, const struct client *self, uint32_t id)
 {
-	struct rec *r = rec_find(d, q->sock_id);
+	struct rec *r = rec_find(d, id);
+	struct client *c, *next;
+
+	if (r != NULL || d->draining || id == 0)
+		return r;
+	d->draining = true;
+	for (c = TAILQ_FIRST(&d->clients); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c != self && !c->dead && !c->trace)
+			ctl_client_io(d, c, 0);
+	}
+	d->draining = false;
+	return rec_find(d, id);
+}
+
+static struct rec *
+need_rec(struct daemon *d, const struct client *c, const struct utcp_req *q,
+	 int *err)
+{
+	struct rec *r = find_or_drain(d, c, q->sock_id);
 
 	if (r == NULL)
 		*err = -EBADF;
 	return r;
 }
 
+/* UTCP_OP_ADOPT: the preload made the socketpair (ipc.h). No reply: a
+ * failure closes the program's peer, which it sees as a hung-up socket. */
+static void
+op_adopt(struct daemon *d, struct client *c, const struct utcp_req *q,
+	 int *fd_in)
+{
+	int family = q->arg[0], fd = *fd_in, e;
+	struct utcp_sock *sk = NULL;
+	struct rec *r = NULL;
+
+	*fd_in = -1;
+	if (fd < 0)
+		e = -EMFILE; /* it did not fit in our table (MSG_CTRUNC) */
+	else if (family != AF_INET && family != AF_INET6)
+		e = -EAFNOSUPPORT;
+	else if (q->sock_id < c->lease_lo || q->sock_id >= c->lease_hi)
+		e = -EPERM;
+	else if ((sk = utcp_socket(d->st, family)) == NULL)
+		e = -ENOMEM;
+	else if ((r = rec_adopt(d, sk, family, c, fd, q->sock_id)) == NULL)
+		e = errno != 0 ? -errno : -ENOMEM;
+	else
+		e = 0;
+	if (e == 0) {
+		fd_short = false;
+		events_call(d, r, "socket(%s)",
+			    family == AF_INET6 ? "AF_INET6" : "AF_INET");
+		return;
+	}
+	fd = r == NULL && sk == NULL ? fd : -1; /* rec_adopt took it */
+	if (fd >= 0)
+		close(fd);
+	if (sk != NULL)
+		utcp_close(sk, d->now);
+	d->stats[DST_adopt_failed]++;
+	fd_shortage(d, e);
+	log_warn("pid %ld: cannot adopt sock %u: %s", (long)c->pid,
+		 q->sock_id, strerror(-e));
+}
+
 static int
-op_connect(struct daemon *d, const struct utcp_req *q, int *fd_in)
+op_lease(struct daemon *d, struct client *c, struct utcp_rep *p)
+{
+	uint32_t n = UTCP_LEASE_IDS;
+
+	c->lease_lo = rec_lease(d, n);
+	c->lease_hi = c->lease_lo + n;
+	p->sock_id = c->lease_lo;
+	p->val = n;
+	return 0;
+}
+
+static int
+op_connect(struct daemon *d, const struct client *c, const struct utcp_req *q,
+	   int *fd_in, bool fd_lost)
 {
 	struct utcp_addr a;
 	int e = 0, kept = *fd_in;
-	struct rec *r = need_rec(d, q, &e);
+	bool async = (q->arg[2] & UTCP_CONNECT_NOREPLY) != 0;
+	struct rec *r = need_rec(d, c, q, &e);
 
 	*fd_in = -1; /* rec_connect owns it from here */
 	if (r == NULL) {
@@ -761,14 +838,22 @@ op_connect(struct daemon *d, const struct utcp_req *q, int *fd_in)
 			close(kept);
 		return e;
 	}
-	if (q->addrlen >= sizeof(sa_family_t) && q->addr.ss_family == AF_UNSPEC &&
-	    kept < 0)
+	if (!async && q->addrlen >= sizeof(sa_family_t) &&
+	    q->addr.ss_family == AF_UNSPEC && kept < 0)
 		return rec_disconnect(d, r);
 	int ae = addr_from_sockaddr(&q->addr, q->addrlen, &a);
 	if (ae == 0 && a.family != r->family)
 		ae = -EAFNOSUPPORT;
-	return rec_connect(d, r, ae == 0 ? &a : NULL, ae, kept,
-			   q->arg[0] > 0 ? (size_t)q->arg[0] : 0, q->arg[1]);
+	if (ae == 0 && fd_lost)
+		ae = -EMFILE; /* without its end, SO_SNDBUF stays tiny */
+	size_t filler = q->arg[0] > 0 ? (size_t)q->arg[0] : 0;
+	if (async) {
+		rec_connect_async(d, r, ae == 0 ? &a : NULL, ae, kept, filler,
+				  q->arg[1]);
+		return 0;
+	}
+	return rec_connect(d, r, ae == 0 ? &a : NULL, ae, kept, filler,
+			   q->arg[1]);
 }
 
 /* Serve one request; fills p, maybe *fd_out. Returns the errno (>= 0). */
@@ -789,7 +874,7 @@ serve(struct daemon *d, struct client *c, const struct utcp_req *q,
 		p->sock_id = UTCP_IPC_VERSION;
 		{
 			/* we take UTCP_OP_CALL and trace streams */
-			uint32_t caps = UTCP_CAP_TRACE;
+			uint32_t caps = UTCP_CAP_TRACE | UTCP_CAP_ASYNC;
 			memcpy(p->data, &caps, sizeof(caps));
 			p->len = sizeof(caps);
 		}
@@ -797,7 +882,9 @@ serve(struct daemon *d, struct client *c, const struct utcp_req *q,
 	case UTCP_OP_SOCKET:
 		return -op_socket(d, c, q, p, fd_out);
 	case UTCP_OP_CONNECT:
-		return -op_connect(d, q, fd_in);
+		return -op_connect(d, c, q, fd_in, false);
+	case UTCP_OP_LEASE:
+		return -op_lease(d, c, p);
 	case UTCP_OP_STATS:
 		op_stats(d, q, p);
 		return p->err;
@@ -809,7 +896,7 @@ serve(struct daemon *d, struct client *c, const struct utcp_req *q,
 	default:
 		break;
 	}
-	if ((r = need_rec(d, q, &e)) == NULL)
+	if ((r = need_rec(d, c, q, &e)) == NULL)
 		return -e;
 	p->sock_id = r->id;
 	switch (q->op) {
@@ -862,11 +949,52 @@ op_name(int op)
 		[UTCP_OP_STATS] = "STATS", [UTCP_OP_LIST] = "LIST",
 		[UTCP_OP_TRACE] = "TRACE", [UTCP_OP_CALL] = "CALL",
 		[UTCP_OP_TRACE_SYNC] = "TRACE_SYNC",
+		[UTCP_OP_LEASE] = "LEASE", [UTCP_OP_ADOPT] = "ADOPT",
 	};
 	if (op < 0 || op >= (int)(sizeof(names) / sizeof(names[0])) ||
 	    names[op] == NULL)
 		return "?";
 	return names[op];
+}
+
+/* The ops nobody waits for an answer to (ipc.h). */
+static bool
+noreply(const struct client *c, const struct utcp_req *q)
+{
+	switch (q->op) {
+	case UTCP_OP_CALL:
+	case UTCP_OP_TRACE_SYNC:
+		return true;
+	case UTCP_OP_ADOPT:
+		return !c->trace;
+	case UTCP_OP_CONNECT:
+		return !c->trace && (q->arg[2] & UTCP_CONNECT_NOREPLY);
+	default:
+		return false;
+	}
+}
+
+static void
+serve_noreply(struct daemon *d, struct client *c, const struct utcp_req *q,
+	      int *fd_in, bool fd_lost)
+{
+	d->stats[DST_ctl_requests]++;
+	switch (q->op) {
+	case UTCP_OP_CALL:
+		events_program_call(d, c, q);
+		break;
+	case UTCP_OP_TRACE_SYNC:
+		events_sync(d, c, (uint32_t)q->arg[0]);
+		break;
+	case UTCP_OP_ADOPT:
+		op_adopt(d, c, q, fd_in);
+		break;
+	case UTCP_OP_CONNECT:
+		(void)op_connect(d, c, q, fd_in, fd_lost);
+		break;
+	}
+	log_debug("pid %ld %s sock %u", (long)c->pid, op_name(q->op),
+		  q->sock_id);
 }
 
 void
@@ -882,6 +1010,17 @@ ctl_client_io(struct daemon *d, struct client *c, uint32_t revents)
 		if (r == -EAGAIN)
 			break;
 		memset(&p, 0, sizeof(p));
+		if (r == -EMFILE && noreply(c, &q)) {
+			/* Whole, but its fd did not fit: the op fails in
+			 * its own way (ipc.h), and must not be answered. */
+			if (q.version == UTCP_IPC_VERSION)
+				serve_noreply(d, c, &q, &fd_in, true);
+			else
+				d->stats[DST_ctl_bad_requests]++;
+			continue;
+		}
+		if (r == -EMFILE)
+			r = -EPROTO;
 		if (r == -EPROTO) {
 			/* One malformed message; the stream stays in step
 			 * (SEQPACKET), so answer it and go on. */
@@ -890,19 +1029,13 @@ ctl_client_io(struct daemon *d, struct client *c, uint32_t revents)
 		} else if (r < 0) {
 			ctl_client_kill(d, c); /* EOF or a real error */
 			break;
-		} else if (q.op == UTCP_OP_CALL || q.op == UTCP_OP_TRACE_SYNC) {
-			/* The two ops without a reply. */
+		} else if (noreply(c, &q)) {
+			if (q.version != UTCP_IPC_VERSION)
+				d->stats[DST_ctl_bad_requests]++;
+			else
+				serve_noreply(d, c, &q, &fd_in, false);
 			if (fd_in >= 0)
 				close(fd_in);
-			if (q.version != UTCP_IPC_VERSION) {
-				d->stats[DST_ctl_bad_requests]++;
-				continue;
-			}
-			d->stats[DST_ctl_requests]++;
-			if (q.op == UTCP_OP_CALL)
-				events_program_call(d, c, &q);
-			else
-				events_sync(d, c, (uint32_t)q.arg[0]);
 			continue;
 		} else if (c->trace) {
 			/* A trace stream carries nothing else upstream. */

@@ -62,6 +62,7 @@ void ulog(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 	X(ctl_bad_requests, "control requests malformed or of a bad version") \
 	X(sockets_created, "engine sockets created for programs")            \
 	X(sockets_open, "engine sockets with a daemon record")               \
+	X(adopt_failed, "sockets made by the preload the daemon could not adopt") \
 	X(tun_rx, "packets read from the TUN")                               \
 	X(tun_rx_bytes, "bytes read from the TUN")                           \
 	X(tun_tx, "packets written to the TUN")                              \
@@ -193,6 +194,7 @@ struct client {
 	uid_t uid;
 	char comm[16];
 	uint32_t tag;         /* HELLO arg[2]: stamped on its sockets */
+	uint32_t lease_lo, lease_hi; /* ids leased (UTCP_OP_LEASE): [lo, hi) */
 	bool trace;           /* an event stream (UTCP_OP_TRACE) */
 	pid_t trace_pid;      /* filters, 0: all */
 	uint32_t trace_tag;
@@ -216,6 +218,7 @@ struct daemon {
 	utcp_time_t now;
 	bool stopping;
 	bool tearing_down; /* events only update records, nothing else */
+	bool draining;     /* ctl.c: handling other clients' queued requests */
 
 	uint32_t next_id;
 	struct rec *recs; /* uthash by id */
@@ -320,6 +323,17 @@ void rec_io(struct daemon *d, struct rec *r, uint32_t revents);
  * discarded). Returns -EINPROGRESS, or -errno. */
 int rec_connect(struct daemon *d, struct rec *r, const struct utcp_addr *to,
 		int addr_err, int kept_fd, size_t filler, int sndbuf);
+/* ... that nobody waits for (UTCP_CONNECT_NOREPLY): an immediate failure
+ * is recorded and the program's end hung up, as after a refused SYN. */
+void rec_connect_async(struct daemon *d, struct rec *r,
+		       const struct utcp_addr *to, int addr_err, int kept_fd,
+		       size_t filler, int sndbuf);
+/* A socketpair end the preload made and named for id (UTCP_OP_ADOPT);
+ * takes fd either way. NULL with errno set. */
+struct rec *rec_adopt(struct daemon *d, struct utcp_sock *sk, int family,
+		      const struct client *owner, int fd, uint32_t id);
+/* Reserve n ids for a lease; the first. */
+uint32_t rec_lease(struct daemon *d, uint32_t n);
 int rec_disconnect(struct daemon *d, struct rec *r);
 int rec_listen(struct daemon *d, struct rec *r, int backlog);
 int rec_shutdown(struct daemon *d, struct rec *r, int how);

@@ -169,6 +169,8 @@ struct utcp_sock {
 	uint16_t keepidle, keepintvl; /* s (Linux: ≤ 32767) */
 	uint16_t backlog;	      /* 0 … cfg.max_backlog (≤ 65534) */
 	uint16_t synq_len, accq_len;  /* ≤ backlog + 1 */
+	uint16_t acc_held;	      /* accepted, not yet by the application
+				       * (utcp_listen_hold): still queued */
 	int16_t so_error;	      /* pending, positive errno */
 	uint8_t keepcnt;	      /* ≤ 127 */
 	uint8_t syncnt;		      /* ≤ 127, 0 = the stack's */

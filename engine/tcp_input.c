@@ -117,7 +117,8 @@ listen_input(struct utcp_sock *l, const struct wire_ip *ip,
 	/* Linux: the accept queue holds backlog + 1; the SYN queue is
 	 * bounded by the backlog too. Excess SYNs are dropped, so the
 	 * peer retries later. */
-	if (l->accq_len > (unsigned)l->backlog || l->synq_len >= synmax) {
+	if (l->accq_len + l->acc_held > (unsigned)l->backlog ||
+	    l->synq_len >= synmax) {
 		drop_pkt(st, l, UTCP_STAT_drop_listen_overflow, now);
 		return;
 	}
@@ -434,7 +435,7 @@ ack_input(struct utcp_sock *s, const struct wire_ip *ip,
 		/* Linux: a full accept queue drops the final ACK; the
 		 * SYN|ACK timer keeps the embryo alive meanwhile. */
 		if (l != NULL && s->on_synq &&
-		    l->accq_len > (unsigned)l->backlog) {
+		    l->accq_len + l->acc_held > (unsigned)l->backlog) {
 			drop_pkt(st, s, UTCP_STAT_drop_listen_overflow, now);
 			return false;
 		}

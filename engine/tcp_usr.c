@@ -282,6 +282,14 @@ utcp_accept(struct utcp_sock *l, int *err)
 	return c;
 }
 
+void
+utcp_listen_hold(struct utcp_sock *l, int delta)
+{
+	int n = (int)l->acc_held + delta;
+
+	l->acc_held = (uint16_t)(n < 0 ? 0 : n > UINT16_MAX ? UINT16_MAX : n);
+}
+
 static int
 take_error(struct utcp_sock *s)
 {

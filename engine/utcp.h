@@ -250,6 +250,11 @@ int utcp_connect(struct utcp_sock *s, const struct utcp_addr *remote,
 /* The next established connection, or NULL (with *err = -EAGAIN, or the
  * listener's error). */
 struct utcp_sock *utcp_accept(struct utcp_sock *listener, int *err);
+/* Connections taken with utcp_accept that the application has not
+ * accepted yet (the daemon hands them over in flight) still count
+ * against the listener's backlog: +1 when taken, -1 when the application
+ * has it or it is gone. */
+void utcp_listen_hold(struct utcp_sock *listener, int delta);
 
 #define UTCP_MSG_MORE 0x1  /* like MSG_MORE: more data follows soon */
 #define UTCP_MSG_PEEK 0x2

@@ -259,6 +259,8 @@ listen(int fd, int backlog)
 		return LIBC(listen)(fd, backlog);
 	utcp_req_init(&req, UTCP_OP_LISTEN, e->id);
 	req.arg[0] = backlog;
+	if (utcp_ctl_async())
+		req.arg[1] = UTCP_LISTEN_PUSH; /* accept() sees push_accept */
 	uint64_t t0 = utcp_trace_start();
 	r = utcp_ctl_call(&req, -1, &rep, NULL, false);
 	utcp_debug("listen(%d, %d) = %s", fd, backlog,
@@ -288,6 +290,74 @@ put_addr(struct sockaddr *sa, socklen_t *len, const struct utcp_rep *rep)
 	}
 }
 
+/* ipc.h, "Asynchronous operations": one message per connection on the
+ * listener, the new socket's end attached. Blocks or not as the listener
+ * is; SO_RCVTIMEO applies. */
+static int
+push_accept(int fd, struct utcp_fdent *e, struct sockaddr *sa,
+	    socklen_t *len, int flags, char *peer, size_t peer_len)
+{
+	struct utcp_accept_msg m;
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	struct utcp_req req;
+	int nfd = -1, r, err;
+	ssize_t n;
+
+	/* The kernel leaves a connection queued when it has no fd for it
+	 * (EMFILE); so must we, before taking one. */
+	int probe = LIBC(fcntl)(fd, F_DUPFD_CLOEXEC, 0);
+	if (probe < 0)
+		return -errno;
+	LIBC(close)(probe);
+	n = LIBC(recvmsg)(fd, &mh, (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0);
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
+	     c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(int)))
+			memcpy(&nfd, CMSG_DATA(c), sizeof(int));
+	if (n == 0) {
+		/* the daemon shut the listener down */
+		err = utcp_ctl_so_error(e->id);
+		return err > 0 ? -err : -EINVAL;
+	}
+	if ((size_t)n != sizeof(m) || m.magic != UTCP_ACCEPT_MAGIC || nfd < 0 ||
+	    (mh.msg_flags & MSG_CTRUNC)) {
+		r = (mh.msg_flags & MSG_CTRUNC) ? -EMFILE : -EPROTO;
+		goto fail;
+	}
+	if ((flags & SOCK_NONBLOCK) && (r = set_nonblock(nfd, true)) < 0)
+		goto fail;
+	if ((r = utcp_fd_set(nfd, m.sock_id, e->family, UTCP_FD_CONNECTED)) < 0)
+		goto fail;
+	utcp_req_init(&req, UTCP_OP_ACCEPTED, m.sock_id);
+	(void)utcp_ctl_send(&req, -1); /* if it is lost, so is the daemon */
+	if (m.addrlen > sizeof(m.addr))
+		m.addrlen = sizeof(m.addr);
+	if (sa != NULL && len != NULL) {
+		memcpy(sa, &m.addr, m.addrlen < *len ? m.addrlen : *len);
+		*len = m.addrlen;
+	}
+	if (peer != NULL)
+		utcp_fmt_addr((struct sockaddr *)&m.addr, m.addrlen, peer,
+			      peer_len);
+	utcp_debug("accept(%d) = %d: engine socket %u (pushed)", fd, nfd,
+		   m.sock_id);
+	return nfd;
+fail:
+	if (nfd >= 0)
+		LIBC(close)(nfd);
+	return r;
+}
+
 /* ipc.h: one token byte per queued connection, then UTCP_OP_ACCEPT. */
 static int
 sock_accept(int fd, struct utcp_fdent *e, struct sockaddr *sa,
@@ -307,6 +377,8 @@ sock_accept(int fd, struct utcp_fdent *e, struct sockaddr *sa,
 		return -EINVAL;
 	if (!(e->flags & UTCP_FD_LISTENING))
 		return -EINVAL;
+	if (utcp_ctl_async())
+		return push_accept(fd, e, sa, len, flags, peer, peer_len);
 	for (;;) {
 		/* The kernel leaves a connection queued when it has no fd
 		 * for it (EMFILE); so must we, before taking a token. */

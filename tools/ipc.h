@@ -121,6 +121,8 @@ enum utcp_op {
 	UTCP_OP_ADOPT,       /* NO REPLY. sock_id = a leased id, arg[0]
 				family; the daemon's end as SCM_RIGHTS,
 				already bound to its name */
+	UTCP_OP_ACCEPTED,    /* NO REPLY. sock_id = a socket the program
+				took from a pushing listener (below) */
 };
 
 /*
@@ -149,6 +151,28 @@ enum utcp_op {
  */
 #define UTCP_LEASE_IDS 64
 #define UTCP_CONNECT_NOREPLY 0x1 /* CONNECT arg[2] */
+
+/*
+ *   accept(): a listener made with UTCP_OP_LISTEN arg[1] =
+ *     UTCP_LISTEN_PUSH carries, instead of token bytes, one struct
+ *     utcp_accept_msg per connection with the new socket's program end
+ *     attached (SCM_RIGHTS; the kernel never merges two such messages in
+ *     one read). accept() receives one, sets the fd's flags, and tells the
+ *     daemon with UTCP_OP_ACCEPTED. The daemon counts the connections in
+ *     flight against the backlog until then (utcp_listen_hold), and
+ *     resets one whose end is released unaccepted (the program closed the
+ *     listener), as Linux does.
+ */
+#define UTCP_LISTEN_PUSH 0x1 /* LISTEN arg[1] */
+#define UTCP_ACCEPT_MAGIC 0x75414343u /* "uACC" */
+
+struct utcp_accept_msg {
+	uint32_t magic;   /* UTCP_ACCEPT_MAGIC */
+	uint32_t sock_id; /* the new socket */
+	uint32_t addrlen; /* the peer's address */
+	uint32_t pad;
+	struct sockaddr_storage addr;
+};
 
 /*
  * Tracing (`utcp trace`, `utcp run --trace/--pcap`).

@@ -361,6 +361,157 @@ t_server(void)
 	usleep(100000);
 }
 
+/* Start a kernel-side python client of ENGINE:port (no preload) whose
+ * one line of outcome is appended to file. */
+static void
+kernel_client(int port, const char *file, const char *body)
+{
+	const char *eng = getenv("ENGINE") ? getenv("ENGINE") : "198.18.0.2";
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd),
+		 "env -u LD_PRELOAD /usr/bin/python3 -c \"import socket,sys\n"
+		 "s=socket.create_connection(('%s',%d),timeout=8)\n"
+		 "out=open('%s','a')\n%s\" >/dev/null 2>&1 &",
+		 eng, port, file, body);
+	CHECK(system(cmd) == 0, "start a kernel client");
+}
+
+static int
+lines(const char *file, const char *word)
+{
+	char buf[4096];
+	int fd = open(file, O_RDONLY), n = 0;
+	ssize_t len;
+
+	if (fd < 0)
+		return 0;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[len > 0 ? len : 0] = '\0';
+	for (char *p = buf; (p = strstr(p, word)) != NULL; p++)
+		n++;
+	return n;
+}
+
+/* Linux: listen(fd, 1) holds two established connections (backlog + 1)
+ * and drops further SYNs until accept() makes room. */
+static void
+t_backlog(void)
+{
+	struct sockaddr_in a = sin_of("0.0.0.0", 9102);
+	char file[] = "/tmp/utcp-backlog.XXXXXX";
+	/* close-on-exec: the clients must not hold the listener open */
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), v = 1, fd, c;
+	int got = 0;
+	double t0;
+
+	if (getenv("UTCP_FAKE_DAEMON")) {
+		printf("  not with the fake daemon (it accepts on the kernel)\n");
+		close(ls);
+		return;
+	}
+	fd = mkstemp(file);
+	close(fd);
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &v, sizeof(v));
+	CHECK(bind(ls, (void *)&a, sizeof(a)) == 0, "bind");
+	CHECK(listen(ls, 1) == 0, "listen(1)");
+	for (int i = 0; i < 4; i++)
+		kernel_client(9102, file, "out.write('up\\n');out.flush();s.recv(1)");
+	t0 = now();
+	while (lines(file, "up") < 2 && now() - t0 < 5)
+		usleep(20000);
+	usleep(600000); /* room for a third, if there were any */
+	CHECK(lines(file, "up") == 2, "two connections established, not %d",
+	      lines(file, "up"));
+	/* accept makes room: the others get in at their SYN retransmission */
+	t0 = now();
+	while (got < 4 && now() - t0 < 8) {
+		struct pollfd p = { .fd = ls, .events = POLLIN };
+		if (poll(&p, 1, 500) == 1 && (c = accept(ls, NULL, NULL)) >= 0) {
+			got++;
+			CHECK(write(c, "x", 1) == 1, "answer");
+			close(c);
+		}
+	}
+	CHECK(got == 4, "all four accepted in the end: %d", got);
+	close(ls);
+	unlink(file);
+	while (wait(NULL) > 0)
+		;
+}
+
+/* Linux resets the connections a listener still held when it closes. */
+static void
+t_listen_close(void)
+{
+	struct sockaddr_in a = sin_of("0.0.0.0", 9103);
+	char file[] = "/tmp/utcp-lclose.XXXXXX";
+	int ls, v = 1, fd;
+	double t0;
+
+	if (getenv("UTCP_FAKE_DAEMON")) {
+		/* fake_utcpd.py accepts on the kernel itself: nothing of
+		 * this is the preload's to decide */
+		printf("  not with the fake daemon\n");
+		return;
+	}
+	ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = mkstemp(file);
+	close(fd);
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &v, sizeof(v));
+	CHECK(bind(ls, (void *)&a, sizeof(a)) == 0, "bind");
+	CHECK(listen(ls, 8) == 0, "listen");
+	kernel_client(9103, file,
+		      "s.sendall(b'x');out.write('up\\n');out.flush()\n"
+		      "try:\n d=s.recv(10);out.write('data\\n' if d else 'eof\\n')\n"
+		      "except ConnectionResetError: out.write('reset\\n')");
+	t0 = now();
+	while (lines(file, "up") < 1 && now() - t0 < 5)
+		usleep(20000);
+	usleep(100000);
+	close(ls); /* never accepted */
+	t0 = now();
+	while (lines(file, "reset") + lines(file, "eof") < 1 && now() - t0 < 5)
+		usleep(20000);
+	CHECK(lines(file, "reset") == 1, "the unaccepted peer is reset (%d eof, %d data, %d up)",
+	      lines(file, "eof"), lines(file, "data"), lines(file, "up"));
+	unlink(file);
+	while (wait(NULL) > 0)
+		;
+}
+
+static void *
+make_socket(void *arg)
+{
+	(void)arg;
+	return (void *)(long)socket(AF_INET, SOCK_STREAM, 0);
+}
+
+/* A socket made in one thread is usable at once in another (the preload's
+ * sockets are asynchronous: their news travels on another connection). */
+static void
+t_thread_handoff(void)
+{
+	int ok = 0;
+
+	for (int i = 0; i < 40; i++) {
+		struct sockaddr_in a = sin_of(peer, 9001);
+		pthread_t t;
+		void *r;
+		char buf[8];
+
+		pthread_create(&t, NULL, make_socket, NULL);
+		pthread_join(t, &r); /* the thread and its connection are gone */
+		int s = (int)(long)r;
+		if (s >= 0 && connect(s, (void *)&a, sizeof(a)) == 0 &&
+		    write(s, "hand", 4) == 4 && read(s, buf, 4) == 4)
+			ok++;
+		close(s);
+	}
+	CHECK(ok == 40, "40 sockets made in a thread, used in another: %d", ok);
+}
+
 static void
 t_unix(void)
 {
@@ -614,6 +765,9 @@ main(int argc, char **argv)
 	RUN(t_rst_after_fin);
 	RUN(t_halfclose);
 	RUN(t_server);
+	RUN(t_backlog);
+	RUN(t_listen_close);
+	RUN(t_thread_handoff);
 	RUN(t_unix);
 	RUN(t_loopback);
 	RUN(t_dup_fork_exec, argv[0]);

@@ -438,6 +438,61 @@ test_listen_overflow(void)
 	tnet_free(&n);
 }
 
+/* Connections the daemon took off the queue but the application has not
+ * accepted yet (utcp_listen_hold) still fill the backlog. */
+static void
+test_listen_hold(void)
+{
+	struct tnet n;
+	struct utcp_sock *l, *c[5], *acc[5];
+	struct utcp_addr any = {.family = AF_INET, .port = 80};
+	struct utcp_addr a = tnet_addr(1, 80);
+	int nacc = 0, err;
+
+	tnet_init(&n, NULL);
+	l = tnet_socket(&n, 1);
+	CHECK_EQ(utcp_bind(l, &any), 0);
+	CHECK_EQ(utcp_listen(l, 1), 0);
+	for (int i = 0; i < 5; i++) {
+		c[i] = tnet_socket(&n, 0);
+		CHECK_EQ(utcp_connect(c[i], &a, n.now), 0);
+	}
+	/* Taken as they come, but held: two at most, ever. */
+	for (int round = 0; round < 20; round++) {
+		struct utcp_sock *s;
+
+		while ((s = utcp_accept(l, &err)) != NULL) {
+			utcp_listen_hold(l, 1);
+			acc[nacc++] = s;
+		}
+		tnet_run(&n, UTCP_MS(500));
+	}
+	CHECK_EQ(nacc, 2);
+	CHECK_EQ(l->acc_held, 2);
+	CHECK(tnet_stat(&n, 1, UTCP_STAT_drop_listen_overflow) >= 3);
+	/* The application has them: the others get in (at their next SYN
+	 * retransmission: 63 s after the first, at the latest). */
+	utcp_listen_hold(l, -2);
+	for (int round = 0; round < 200 && nacc < 5; round++) {
+		struct utcp_sock *s;
+
+		while ((s = utcp_accept(l, &err)) != NULL)
+			acc[nacc++] = s;
+		tnet_run(&n, UTCP_MS(500));
+	}
+	CHECK_EQ(nacc, 5);
+	CHECK(tnet_run_until(&n, all_established, c, UTCP_SEC(30)));
+	utcp_listen_hold(l, -7); /* never below zero */
+	CHECK_EQ(l->acc_held, 0);
+	for (int i = 0; i < nacc; i++)
+		utcp_close(acc[i], n.now);
+	for (int i = 0; i < 5; i++)
+		utcp_close(c[i], n.now);
+	utcp_close(l, n.now);
+	tnet_leak_check(&n);
+	tnet_free(&n);
+}
+
 /* Closing a listener resets what nobody accepted. */
 static void
 test_listener_close_resets_queue(void)
@@ -1389,6 +1444,7 @@ int
 main(void)
 {
 	RUN(test_handshake);
+	RUN(test_listen_hold);
 	RUN(test_data_small);
 	RUN(test_server_closes_first);
 	RUN(test_simultaneous_close);

@@ -54,6 +54,8 @@
 
 static void rec_work(struct daemon *d, struct rec *r);
 static void rec_update_ep(struct daemon *d, struct rec *r);
+static void unhold(struct daemon *d, struct rec *r);
+static void program_gone(struct daemon *d, struct rec *r, bool abort);
 
 struct rec *
 rec_find(struct daemon *d, uint32_t id)
@@ -139,6 +141,7 @@ rec_kill(struct daemon *d, struct rec *r)
 	if (r->dead)
 		return;
 	log_debug("sock %u: record freed", r->id);
+	unhold(d, r);
 	r->dead = true;
 	HASH_DEL(d->recs, r);
 	tuple_del(d, r);
@@ -320,7 +323,8 @@ rec_update_ep(struct daemon *d, struct rec *r)
 		reg = false;
 		break;
 	case REC_LISTENER:
-		ev = EPOLLIN | (r->tokens > 0 ? EPOLLOUT : 0);
+		ev = EPOLLIN | (r->push ? (r->out_blocked ? EPOLLOUT : 0)
+				   : (r->tokens > 0 ? EPOLLOUT : 0));
 		break;
 	case REC_STREAM:
 		if (!r->rd_eof && !r->paused)
@@ -351,6 +355,12 @@ rec_update_ep(struct daemon *d, struct rec *r)
 static void
 close_daemon_end(struct daemon *d, struct rec *r)
 {
+	if (r->stalled != NULL) {
+		/* never handed over: reset, as for an unaccepted one */
+		struct rec *c = r->stalled;
+		r->stalled = NULL;
+		program_gone(d, c, true);
+	}
 	if (r->fd >= 0) {
 		if (r->ep_registered)
 			epoll_ctl(d->ep, EPOLL_CTL_DEL, r->fd, NULL);
@@ -814,6 +824,120 @@ tokens_flush(struct daemon *d, struct rec *r)
 	}
 }
 
+/* ---- pushing listeners (ipc.h, "Asynchronous operations") ---- */
+
+/* r no longer waits for the program to accept it. */
+static void
+unhold(struct daemon *d, struct rec *r)
+{
+	struct rec *l;
+
+	if (!r->unacked)
+		return;
+	r->unacked = false;
+	if ((l = rec_find(d, r->lsn_id)) == NULL)
+		return;
+	if (l->stalled == r)
+		l->stalled = NULL;
+	if (l->sk != NULL)
+		utcp_listen_hold(l->sk, -1);
+	rec_dirty(d, l);
+}
+
+void
+rec_accepted(struct daemon *d, struct rec *r)
+{
+	struct rec *l = rec_find(d, r->lsn_id);
+	struct utcp_addr lo, rm;
+	char a[64];
+
+	unhold(d, r);
+	if (r->sk != NULL) {
+		utcp_sock_names(r->sk, &lo, &rm);
+		events_fmt_addr(&rm, a, sizeof(a));
+	} else {
+		events_fmt_addr(&r->remote, a, sizeof(a));
+	}
+	events_call(d, r, "accept() from %s on sock %u", a,
+		    l != NULL ? l->id : r->lsn_id);
+}
+
+/* Take the next established connection off the engine's queue: a record
+ * whose program end waits in connfd to be sent. */
+static struct rec *
+push_take(struct daemon *d, struct rec *l)
+{
+	struct utcp_sock *child;
+	struct rec *c;
+	int err = 0, pfd = -1;
+
+	child = utcp_accept(l->sk, &err);
+	if (child == NULL)
+		return NULL;
+	c = rec_new(d, child, l->family, NULL, &pfd, 0);
+	if (c == NULL) {
+		/* No fd or memory: the peer is reset rather than left
+		 * waiting for a socket nobody can hand over. */
+		log_warn("sock %u: cannot take a connection: %s", l->id,
+			 strerror(errno));
+		utcp_abort(child, d->now);
+		utcp_close(child, d->now);
+		return NULL;
+	}
+	c->kind = REC_STREAM;
+	c->pid = l->pid;
+	memcpy(c->comm, l->comm, sizeof(c->comm));
+	c->tag = l->tag;
+	c->connfd = pfd;
+	c->unacked = true;
+	c->lsn_id = l->id;
+	utcp_listen_hold(l->sk, 1);
+	rec_set_tuple(d, c);
+	rec_dirty(d, c); /* data or FIN may already be queued */
+	return c;
+}
+
+static void
+accept_push(struct daemon *d, struct rec *l)
+{
+	l->out_blocked = false;
+	l->tokens = 0;
+	while (l->fd >= 0 && l->sk != NULL) {
+		struct rec *c = l->stalled;
+		struct utcp_accept_msg m;
+		struct utcp_addr lo, rm;
+		int e;
+
+		if (c == NULL && (c = push_take(d, l)) == NULL)
+			return;
+		l->stalled = c;
+		if (c->dead || c->connfd < 0) {
+			unhold(d, c); /* it failed before it could go */
+			continue;
+		}
+		memset(&m, 0, sizeof(m));
+		m.magic = UTCP_ACCEPT_MAGIC;
+		m.sock_id = c->id;
+		if (c->sk != NULL)
+			utcp_sock_names(c->sk, &lo, &rm);
+		else
+			rm = c->remote;
+		m.addrlen = addr_to_sockaddr(&rm, l->family, &m.addr);
+		e = utcp_ipc_send(l->fd, &m, sizeof(m), c->connfd);
+		if (e == -EAGAIN) {
+			l->out_blocked = true;
+			return;
+		}
+		if (e < 0) {
+			program_gone(d, l, false); /* the program's end is gone */
+			return;
+		}
+		close(c->connfd); /* in flight now; the program has it */
+		c->connfd = -1;
+		l->stalled = NULL;
+	}
+}
+
 /* ---- connect ---- */
 
 /* Throw away up to r->filler bytes now; the rest (if the preload's bytes
@@ -1061,7 +1185,7 @@ rec_disconnect(struct daemon *d, struct rec *r)
 }
 
 int
-rec_listen(struct daemon *d, struct rec *r, int backlog)
+rec_listen(struct daemon *d, struct rec *r, int backlog, bool push)
 {
 	int e;
 
@@ -1069,6 +1193,7 @@ rec_listen(struct daemon *d, struct rec *r, int backlog)
 		return -EINVAL;
 	e = utcp_listen(r->sk, backlog);
 	if (e == 0 && r->kind != REC_LISTENER) {
+		r->push = push;
 		events_call(d, r, "listen(%d)", backlog);
 		r->kind = REC_LISTENER;
 		rec_set_tuple(d, r);
@@ -1159,7 +1284,10 @@ rec_work(struct daemon *d, struct rec *r)
 		connect_check(d, r);
 		break;
 	case REC_LISTENER:
-		tokens_flush(d, r);
+		if (r->push)
+			accept_push(d, r);
+		else
+			tokens_flush(d, r);
 		break;
 	case REC_NEW:
 		break;
@@ -1209,6 +1337,14 @@ rec_io(struct daemon *d, struct rec *r, uint32_t revents)
 {
 	bool hup = (revents & (EPOLLHUP | EPOLLERR)) != 0;
 
+	if (hup && r->unacked) {
+		/* Released in flight, never accepted (its listener closed):
+		 * reset, as Linux resets what its accept queue held. */
+		unhold(d, r);
+		program_gone(d, r, true);
+		rec_dirty(d, r);
+		return;
+	}
 	switch (r->kind) {
 	case REC_NEW:
 		if (hup)
@@ -1217,7 +1353,9 @@ rec_io(struct daemon *d, struct rec *r, uint32_t revents)
 	case REC_CONNECTING:
 		break;
 	case REC_LISTENER:
-		if (revents & EPOLLOUT)
+		if ((revents & EPOLLOUT) && r->push)
+			accept_push(d, r);
+		else if (revents & EPOLLOUT)
 			tokens_flush(d, r);
 		if (r->fd >= 0 && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
 			/* The program never writes to a listener; EOF or

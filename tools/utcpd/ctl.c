@@ -811,6 +811,21 @@ op_adopt(struct daemon *d, struct client *c, const struct utcp_req *q,
 		 q->sock_id, strerror(-e));
 }
 
+/* The program took a pushed connection: it is its own now. */
+static void
+op_accepted(struct daemon *d, struct client *c, const struct utcp_req *q)
+{
+	struct rec *r = find_or_drain(d, c, q->sock_id);
+
+	if (r == NULL || !r->unacked)
+		return; /* gone meanwhile, or said twice */
+	r->pid = c->pid;
+	memcpy(r->comm, c->comm, sizeof(r->comm));
+	if (c->tag != 0)
+		r->tag = c->tag; /* the run that accepts it traces it */
+	rec_accepted(d, r);
+}
+
 static int
 op_lease(struct daemon *d, struct client *c, struct utcp_rep *p)
 {
@@ -909,7 +924,8 @@ serve(struct daemon *d, struct client *c, const struct utcp_req *q,
 			return EINVAL;
 		return -utcp_bind(r->sk, &a);
 	case UTCP_OP_LISTEN:
-		return -rec_listen(d, r, q->arg[0]);
+		return -rec_listen(d, r, q->arg[0],
+				   (q->arg[1] & UTCP_LISTEN_PUSH) != 0);
 	case UTCP_OP_ACCEPT:
 		return -op_accept(d, c, r, q, p, fd_out);
 	case UTCP_OP_GETSOCKNAME:
@@ -950,6 +966,7 @@ op_name(int op)
 		[UTCP_OP_TRACE] = "TRACE", [UTCP_OP_CALL] = "CALL",
 		[UTCP_OP_TRACE_SYNC] = "TRACE_SYNC",
 		[UTCP_OP_LEASE] = "LEASE", [UTCP_OP_ADOPT] = "ADOPT",
+		[UTCP_OP_ACCEPTED] = "ACCEPTED",
 	};
 	if (op < 0 || op >= (int)(sizeof(names) / sizeof(names[0])) ||
 	    names[op] == NULL)
@@ -966,6 +983,7 @@ noreply(const struct client *c, const struct utcp_req *q)
 	case UTCP_OP_TRACE_SYNC:
 		return true;
 	case UTCP_OP_ADOPT:
+	case UTCP_OP_ACCEPTED:
 		return !c->trace;
 	case UTCP_OP_CONNECT:
 		return !c->trace && (q->arg[2] & UTCP_CONNECT_NOREPLY);
@@ -988,6 +1006,9 @@ serve_noreply(struct daemon *d, struct client *c, const struct utcp_req *q,
 		break;
 	case UTCP_OP_ADOPT:
 		op_adopt(d, c, q, fd_in);
+		break;
+	case UTCP_OP_ACCEPTED:
+		op_accepted(d, c, q);
 		break;
 	case UTCP_OP_CONNECT:
 		(void)op_connect(d, c, q, fd_in, fd_lost);

@@ -141,7 +141,12 @@ struct rec {
 	int family;
 	enum rec_kind kind;
 	int fd;               /* the daemon's end; -1 once closed */
-	int connfd;           /* the program's end, kept while connecting */
+	int connfd;           /* the program's end, kept while connecting,
+			       * or not yet sent by its pushing listener */
+	bool push;            /* listener: UTCP_LISTEN_PUSH (ipc.h) */
+	bool unacked;         /* pushed, no UTCP_OP_ACCEPTED yet */
+	uint32_t lsn_id;      /* ... by this listener */
+	struct rec *stalled;  /* listener: the next one, its end full */
 	int sndbuf_restore;   /* SO_SNDBUF for connfd at the outcome */
 	size_t filler;        /* connect filler bytes still to discard */
 	int err;              /* pending SO_ERROR (positive) */
@@ -335,7 +340,9 @@ struct rec *rec_adopt(struct daemon *d, struct utcp_sock *sk, int family,
 /* Reserve n ids for a lease; the first. */
 uint32_t rec_lease(struct daemon *d, uint32_t n);
 int rec_disconnect(struct daemon *d, struct rec *r);
-int rec_listen(struct daemon *d, struct rec *r, int backlog);
+int rec_listen(struct daemon *d, struct rec *r, int backlog, bool push);
+/* UTCP_OP_ACCEPTED: the program has the pushed socket r. */
+void rec_accepted(struct daemon *d, struct rec *r);
 int rec_shutdown(struct daemon *d, struct rec *r, int how);
 void rec_expire(struct daemon *d);
 utcp_time_t rec_next_expiry(const struct daemon *d);

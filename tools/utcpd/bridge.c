@@ -928,6 +928,11 @@ accept_push(struct daemon *d, struct rec *l)
 			l->out_blocked = true;
 			return;
 		}
+		if (e == -ETOOMANYREFS) {
+			/* Our fds in flight are at RLIMIT_NOFILE: the next
+			 * UTCP_OP_ACCEPTED (unhold) brings us back. */
+			return;
+		}
 		if (e < 0) {
 			program_gone(d, l, false); /* the program's end is gone */
 			return;

@@ -777,9 +777,9 @@ static void
 op_adopt(struct daemon *d, struct client *c, const struct utcp_req *q,
 	 int *fd_in)
 {
-	int family = q->arg[0], fd = *fd_in, e;
-	struct utcp_sock *sk = NULL;
-	struct rec *r = NULL;
+	int family = q->arg[0], fd = *fd_in, e = 0;
+	struct utcp_sock *sk;
+	struct rec *r;
 
 	*fd_in = -1;
 	if (fd < 0)
@@ -790,21 +790,18 @@ op_adopt(struct daemon *d, struct client *c, const struct utcp_req *q,
 		e = -EPERM;
 	else if ((sk = utcp_socket(d->st, family)) == NULL)
 		e = -ENOMEM;
-	else if ((r = rec_adopt(d, sk, family, c, fd, q->sock_id)) == NULL)
+	else if ((r = rec_adopt(d, sk, family, c, fd, q->sock_id)) == NULL) {
 		e = errno != 0 ? -errno : -ENOMEM;
-	else
-		e = 0;
-	if (e == 0) {
+		fd = -1; /* rec_adopt closed it */
+		utcp_close(sk, d->now);
+	} else {
 		fd_short = false;
 		events_call(d, r, "socket(%s)",
 			    family == AF_INET6 ? "AF_INET6" : "AF_INET");
 		return;
 	}
-	fd = r == NULL && sk == NULL ? fd : -1; /* rec_adopt took it */
 	if (fd >= 0)
-		close(fd);
-	if (sk != NULL)
-		utcp_close(sk, d->now);
+		close(fd); /* the program sees its socket hung up */
 	d->stats[DST_adopt_failed]++;
 	fd_shortage(d, e);
 	log_warn("pid %ld: cannot adopt sock %u: %s", (long)c->pid,

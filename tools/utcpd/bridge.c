@@ -228,7 +228,7 @@ rec_new(struct daemon *d, struct utcp_sock *sk, int family,
 	r->id = new_id(d);
 	/* The name lets any process image map its fd back to this record
 	 * (ipc.h: utcp_ipc_parse_peer). */
-	salen = utcp_ipc_make_name(&sa, getpid(), r->id);
+	salen = utcp_ipc_make_name(&sa, d->pid, r->id);
 	if (bind(sv[0], (struct sockaddr *)&sa, salen) != 0 ||
 	    ((flags & SOCK_NONBLOCK) == 0 &&
 	     fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) & ~O_NONBLOCK) != 0)) {
@@ -258,14 +258,14 @@ rec_lease(struct daemon *d, uint32_t n)
 
 /* Is fd a stream socketpair end bound to our name for id? */
 static int
-adopt_check(int fd, uint32_t id)
+adopt_check(int fd, pid_t pid, uint32_t id)
 {
 	struct sockaddr_un want, got;
 	socklen_t wl, gl = sizeof(got);
 	int type = 0;
 	socklen_t tl = sizeof(type);
 
-	wl = utcp_ipc_make_name(&want, getpid(), id);
+	wl = utcp_ipc_make_name(&want, pid, id);
 	if (getsockname(fd, (struct sockaddr *)&got, &gl) != 0)
 		return -errno;
 	if (gl != wl || memcmp(&got, &want, wl) != 0)
@@ -292,7 +292,7 @@ rec_adopt(struct daemon *d, struct utcp_sock *sk, int family,
 	if (id == 0 || rec_find(d, id) != NULL)
 		e = -EEXIST;
 	else
-		e = adopt_check(fd, id);
+		e = adopt_check(fd, d->pid, id);
 	if (e == 0 && (r = calloc(1, sizeof(*r))) != NULL) {
 		r->id = id;
 		return rec_init(d, r, sk, family, owner, fd);
@@ -319,8 +319,9 @@ rec_update_ep(struct daemon *d, struct rec *r)
 		break; /* HUP/ERR only: the program closed it */
 	case REC_CONNECTING:
 		/* Our end holds the filler; the program's end is kept open
-		 * by our dup, so nothing can happen here until the outcome. */
-		reg = false;
+		 * by our dup, so nothing but a HUP (when there is no dup)
+		 * can happen until the outcome. Staying registered saves a
+		 * DEL now and an ADD then. */
 		break;
 	case REC_LISTENER:
 		ev = EPOLLIN | (r->push ? (r->out_blocked ? EPOLLOUT : 0)
@@ -1023,7 +1024,7 @@ connect_check(struct daemon *d, struct rec *r)
 
 /* The program's end must be the peer of this record's end. */
 static bool
-is_our_peer(const struct rec *r, int fd)
+is_our_peer(const struct daemon *d, const struct rec *r, int fd)
 {
 	struct sockaddr_un sa;
 	socklen_t len = sizeof(sa);
@@ -1033,7 +1034,7 @@ is_our_peer(const struct rec *r, int fd)
 	if (getpeername(fd, (struct sockaddr *)&sa, &len) != 0)
 		return false;
 	return utcp_ipc_parse_peer(&sa, len, &pid, &id) == 0 &&
-	       pid == getpid() && id == r->id;
+	       pid == d->pid && id == r->id;
 }
 
 /* The handshake is under way: the record holds the program's end and
@@ -1061,7 +1062,7 @@ rec_connect(struct daemon *d, struct rec *r, const struct utcp_addr *to,
 {
 	int e;
 
-	if (kept_fd >= 0 && !is_our_peer(r, kept_fd)) {
+	if (kept_fd >= 0 && !is_our_peer(d, r, kept_fd)) {
 		close(kept_fd);
 		return -EBADF;
 	}
@@ -1100,7 +1101,7 @@ rec_connect_async(struct daemon *d, struct rec *r, const struct utcp_addr *to,
 {
 	int e;
 
-	if (kept_fd >= 0 && !is_our_peer(r, kept_fd)) {
+	if (kept_fd >= 0 && !is_our_peer(d, r, kept_fd)) {
 		close(kept_fd);
 		kept_fd = -1;
 	}
@@ -1356,6 +1357,8 @@ rec_io(struct daemon *d, struct rec *r, uint32_t revents)
 			program_gone(d, r, false);
 		break;
 	case REC_CONNECTING:
+		if (hup)
+			program_gone(d, r, false); /* closed, no dup of ours */
 		break;
 	case REC_LISTENER:
 		if ((revents & EPOLLOUT) && r->push)

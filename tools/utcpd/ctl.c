@@ -882,7 +882,7 @@ serve(struct daemon *d, struct client *c, const struct utcp_req *q,
 	case UTCP_OP_HELLO:
 		/* arg[0] version, arg[1] pid, arg[2] trace tag (ipc.h). */
 		c->tag = (uint32_t)q->arg[2];
-		p->val = getpid();
+		p->val = d->pid;
 		p->sock_id = UTCP_IPC_VERSION;
 		{
 			/* we take UTCP_OP_CALL and trace streams */

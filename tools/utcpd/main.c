@@ -474,6 +474,7 @@ main(int argc, char **argv)
 	memset(&d, 0, sizeof(d));
 	d.opt = &o;
 	d.ep = d.tun = d.ctl = d.sig = d.spare_fd = -1;
+	d.pid = getpid(); /* names every socketpair: asked once */
 	TAILQ_INIT(&d.dirty);
 	TAILQ_INIT(&d.linger);
 	TAILQ_INIT(&d.reap);

@@ -224,6 +224,7 @@ struct daemon {
 	bool stopping;
 	bool tearing_down; /* events only update records, nothing else */
 	bool draining;     /* ctl.c: handling other clients' queued requests */
+	pid_t pid;         /* ours, as our sockets' names carry it */
 
 	uint32_t next_id;
 	struct rec *recs; /* uthash by id */

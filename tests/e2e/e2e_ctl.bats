@@ -40,11 +40,12 @@ EOF
 	assert_line "still serving"
 }
 
-@test "unanswered CONNECT and ACCEPTED for ids nobody has: no answer, the stream stays in step" {
+@test "unanswered CONNECT and ACCEPTED for ids nobody has: no answer, the stream stays in step; a CONNECT with a foreign fd fails its socket" {
 	run -0 in_sandbox <<'EOF'
 $PY "$FIXTURES/ctl_async.py" noreply
 EOF
 	assert_line "in step"
+	assert_line "foreign fd: hung up SO_ERROR EBADF"
 	assert_line "still serving"
 }
 

@@ -396,23 +396,34 @@ all_established(struct tnet *n, void *arg)
 	return true;
 }
 
+/* A listener on side 1 with backlog 1, and five clients on side 0 whose
+ * SYNs are on their way to it. */
+static struct utcp_sock *
+five_to_backlog_one(struct tnet *n, struct utcp_sock *c[5])
+{
+	struct utcp_addr any = {.family = AF_INET, .port = 80};
+	struct utcp_addr a = tnet_addr(1, 80);
+	struct utcp_sock *l;
+
+	tnet_init(n, NULL);
+	l = tnet_socket(n, 1);
+	CHECK_EQ(utcp_bind(l, &any), 0);
+	CHECK_EQ(utcp_listen(l, 1), 0);
+	for (int i = 0; i < 5; i++) {
+		c[i] = tnet_socket(n, 0);
+		CHECK_EQ(utcp_connect(c[i], &a, n->now), 0);
+	}
+	return l;
+}
+
 static void
 test_listen_overflow(void)
 {
 	struct tnet n;
 	struct utcp_sock *l, *c[5], *acc[5];
-	struct utcp_addr any = {.family = AF_INET, .port = 80};
-	struct utcp_addr a = tnet_addr(1, 80);
 	int nacc = 0, err;
 
-	tnet_init(&n, NULL);
-	l = tnet_socket(&n, 1);
-	CHECK_EQ(utcp_bind(l, &any), 0);
-	CHECK_EQ(utcp_listen(l, 1), 0);
-	for (int i = 0; i < 5; i++) {
-		c[i] = tnet_socket(&n, 0);
-		CHECK_EQ(utcp_connect(c[i], &a, n.now), 0);
-	}
+	l = five_to_backlog_one(&n, c);
 	tnet_run(&n, UTCP_MS(500));
 	CHECK(tnet_stat(&n, 1, UTCP_STAT_drop_listen_overflow) >= 3);
 	CHECK(tnet_count(&n, 1, UTCP_EV_ACCEPTABLE, l) <= 2);
@@ -445,18 +456,9 @@ test_listen_hold(void)
 {
 	struct tnet n;
 	struct utcp_sock *l, *c[5], *acc[5];
-	struct utcp_addr any = {.family = AF_INET, .port = 80};
-	struct utcp_addr a = tnet_addr(1, 80);
 	int nacc = 0, err;
 
-	tnet_init(&n, NULL);
-	l = tnet_socket(&n, 1);
-	CHECK_EQ(utcp_bind(l, &any), 0);
-	CHECK_EQ(utcp_listen(l, 1), 0);
-	for (int i = 0; i < 5; i++) {
-		c[i] = tnet_socket(&n, 0);
-		CHECK_EQ(utcp_connect(c[i], &a, n.now), 0);
-	}
+	l = five_to_backlog_one(&n, c);
 	/* Taken as they come, but held: two at most, ever. */
 	for (int round = 0; round < 20; round++) {
 		struct utcp_sock *s;

@@ -1102,8 +1102,11 @@ rec_connect_async(struct daemon *d, struct rec *r, const struct utcp_addr *to,
 	int e;
 
 	if (kept_fd >= 0 && !is_our_peer(d, r, kept_fd)) {
+		/* not the peer of our end: refused, as rec_connect does */
 		close(kept_fd);
 		kept_fd = -1;
+		to = NULL;
+		addr_err = -EBADF;
 	}
 	switch (r->kind) {
 	case REC_CONNECTING:

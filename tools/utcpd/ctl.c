@@ -775,15 +775,15 @@ need_rec(struct daemon *d, const struct client *c, const struct utcp_req *q,
  * failure closes the program's peer, which it sees as a hung-up socket. */
 static void
 op_adopt(struct daemon *d, struct client *c, const struct utcp_req *q,
-	 int *fd_in)
+	 int *fd_in, bool fd_lost)
 {
 	int family = q->arg[0], fd = *fd_in, e = 0;
 	struct utcp_sock *sk;
 	struct rec *r;
 
 	*fd_in = -1;
-	if (fd < 0)
-		e = -EMFILE; /* it did not fit in our table (MSG_CTRUNC) */
+	if (fd < 0) /* lost: it did not fit in our table (MSG_CTRUNC) */
+		e = fd_lost ? -EMFILE : -EBADF;
 	else if (family != AF_INET && family != AF_INET6)
 		e = -EAFNOSUPPORT;
 	else if (q->sock_id < c->lease_lo || q->sock_id >= c->lease_hi)
@@ -1002,7 +1002,7 @@ serve_noreply(struct daemon *d, struct client *c, const struct utcp_req *q,
 		events_sync(d, c, (uint32_t)q->arg[0]);
 		break;
 	case UTCP_OP_ADOPT:
-		op_adopt(d, c, q, fd_in);
+		op_adopt(d, c, q, fd_in, fd_lost);
 		break;
 	case UTCP_OP_ACCEPTED:
 		op_accepted(d, c, q);

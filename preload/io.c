@@ -135,8 +135,10 @@ iov_total(const struct iovec *iov, size_t n)
 	return t;
 }
 
-static ssize_t
-do_read(int fd, void *buf, size_t n)
+/* Out of line, so that read() of a file stays a table load, a branch
+ * and a jump (bench/README.md, "The cost on AF_UNIX and file I/O"). */
+static __attribute__((noinline)) ssize_t
+read_ours(int fd, void *buf, size_t n)
 {
 	uint64_t t0 = utcp_trace_start();
 	ssize_t r = LIBC(read)(fd, buf, n);
@@ -144,6 +146,14 @@ do_read(int fd, void *buf, size_t n)
 	if (likely(r > 0))
 		return r;
 	return recv_result(fd, r, n, "read", t0);
+}
+
+static inline ssize_t
+do_read(int fd, void *buf, size_t n)
+{
+	if (likely(!utcp_fd_ours(fd)))
+		return LIBC(read)(fd, buf, n);
+	return read_ours(fd, buf, n);
 }
 
 UTCP_EXPORT ssize_t
@@ -259,15 +269,12 @@ send_ours(int fd, const void *buf, size_t n, int flags, const char *name)
 	return r >= 0 ? r : send_failed(fd, flags, name, t0, n);
 }
 
-UTCP_EXPORT ssize_t
-write(int fd, const void *buf, size_t n)
+static __attribute__((noinline)) ssize_t
+write_ours(int fd, const void *buf, size_t n)
 {
-	ssize_t r;
-
-	if (likely(!utcp_fd_ours(fd)))
-		return LIBC(write)(fd, buf, n);
 	uint64_t t0 = utcp_trace_start();
-	r = LIBC(send)(fd, buf, n, MSG_NOSIGNAL);
+	ssize_t r = LIBC(send)(fd, buf, n, MSG_NOSIGNAL);
+
 	if (r >= 0)
 		return r;
 	if (errno == ENOTSOCK) {
@@ -276,6 +283,14 @@ write(int fd, const void *buf, size_t n)
 		return LIBC(write)(fd, buf, n);
 	}
 	return send_failed(fd, 0, "write", t0, n);
+}
+
+UTCP_EXPORT ssize_t
+write(int fd, const void *buf, size_t n)
+{
+	if (likely(!utcp_fd_ours(fd)))
+		return LIBC(write)(fd, buf, n);
+	return write_ours(fd, buf, n);
 }
 
 UTCP_EXPORT ssize_t

@@ -6,6 +6,7 @@ RAW: one figure a line: workload, set-up, run, value (or "n/a"), note
 "setup:<name>" descriptions). Prints the table; writes OUTDIR/<date>-<host>
 .md (the table, the machine, the method), .png (gnuplot) and .tsv (RAW).
 """
+import math
 import os
 import shutil
 import statistics
@@ -22,10 +23,11 @@ WORKLOADS = {
     "pp-p99": ("ping-pong 64 B, p99 (sockperf)", "µs", "lo"),
     "crr": ("connect + 64 B request/answer + close", "conn/s", "hi"),
     "mem": ("daemon RSS per idle established connection", "KiB", "lo"),
-    "unix-pp-avg": ("AF_UNIX socketpair ping-pong 64 B, avg", "µs", "lo"),
+    "unix-pp-p50": ("AF_UNIX socketpair ping-pong 64 B, round trip p50",
+                    "µs", "lo"),
     "unix-tput": ("AF_UNIX socketpair, 64 KiB writes", "GB/s", "hi"),
-    "file-write": ("file write(), 4 KiB blocks", "MB/s", "hi"),
-    "file-read": ("file read(), 4 KiB blocks", "MB/s", "hi"),
+    "file-write": ("file write(), 4 KiB blocks, tmpfs", "MB/s", "hi"),
+    "file-read": ("file read(), 4 KiB blocks, tmpfs", "MB/s", "hi"),
 }
 SETUPS = ["kernel", "utcp-c", "utcp-s", "slirp-c", "slirp-s", "pasta-c",
           "pasta-s", "libc", "preload"]
@@ -48,7 +50,7 @@ TICK = {
     "pp-avg": "avg", "pp-p50": "p50", "pp-p99": "p99",
     "crr": "connect, request, close",
     "mem": "idle established connections",
-    "unix-pp-avg": "AF_UNIX\\nping-pong",
+    "unix-pp-p50": "AF_UNIX\\nping-pong",
     "unix-tput": "AF_UNIX\\nthroughput",
     "file-write": "file write", "file-read": "file read",
 }
@@ -75,16 +77,159 @@ def load(raw):
             parts = line.rstrip("\n").split("\t")
             if len(parts) < 4:
                 continue
-            wl, setup, _run, value = parts[:4]
+            wl, setup, run, value = parts[:4]
             note = parts[4] if len(parts) > 4 else ""
             fig = figures.setdefault((wl, setup),
-                                     {"values": [], "notes": [], "info": ""})
+                                     {"values": [], "notes": [], "info": "",
+                                      "by_run": {}})
             if value == "n/a":
                 fig["notes"].append(note or "failed")
             else:
                 fig["values"].append(float(value))
+                fig["by_run"][run] = float(value)
                 fig["info"] = note
     return figures
+
+
+# The preload's cost on calls it passes through (bench/run, wl_local):
+# timed pairs of runs, and instructions per call (localcost.py).
+LOCAL = ["unix-pp-p50", "unix-tput", "file-write", "file-read"]
+INSN = {"unix-pp-p50": "insn-unix-pp", "unix-tput": "insn-unix-tput",
+        "file-write": "insn-file-write", "file-read": "insn-file-read"}
+TARGET = 0.01  # "within 1 % of without it" (issue 7)
+
+
+def median_interval(xs, level=0.95):
+    """The median of xs and a distribution-free interval for it: order
+    statistics k and n+1-k, with k the largest for which the binomial
+    (n, 1/2) leaves at most (1 - level) / 2 on each side. Assumes only
+    that the xs are independent draws of one distribution. Returns
+    (median, lo, hi, coverage); with fewer than 6 values no k reaches 95 %:
+    then min and max, and the coverage they have."""
+    xs = sorted(xs)
+    n = len(xs)
+    tail, k = 0.0, 0  # tail = P(B <= k - 1)
+    while k < n // 2:
+        nxt = tail + math.comb(n, k) / 2 ** n
+        if nxt > (1 - level) / 2:
+            break
+        tail, k = nxt, k + 1
+    k = max(k, 1)
+    tail = sum(math.comb(n, i) for i in range(k)) / 2 ** n
+    return statistics.median(xs), xs[k - 1], xs[n - k], 1 - 2 * tail
+
+
+def local_stats(figures):
+    """{workload: {...}}: time with the preload ÷ time without, within
+    each pair of back-to-back runs (a rate's ratio inverted), their median
+    and its interval, and the verdict against TARGET."""
+    out = {}
+    for wl in LOCAL:
+        a = figures.get((wl, "libc"), {}).get("by_run", {})
+        b = figures.get((wl, "preload"), {}).get("by_run", {})
+        pairs = sorted(set(a) & set(b), key=int)
+        if not pairs:
+            continue
+        if WORKLOADS[wl][2] == "lo":  # a time already
+            ratios = [b[p] / a[p] for p in pairs if a[p] > 0]
+        else:
+            ratios = [a[p] / b[p] for p in pairs if b[p] > 0]
+        if not ratios:
+            continue
+        med, lo, hi, cov = median_interval(ratios)
+        if cov < 0.95:
+            verdict = "too few pairs for a 95 % interval (6 at least)"
+        elif lo >= 1 - TARGET and hi <= 1 + TARGET:
+            verdict = "within 1 %"
+        elif lo > 1 + TARGET:
+            verdict = "slower by more than 1 %"
+        elif hi < 1 - TARGET:
+            verdict = "faster by more than 1 % (a bias of the set-up)"
+        else:
+            verdict = "not resolved: the interval crosses 0.99 or 1.01"
+        out[wl] = {"n": len(ratios), "median": med, "lo": lo, "hi": hi,
+                   "coverage": cov, "verdict": verdict}
+    return out
+
+
+def insn_stats(figures):
+    """{workload: {libc, preload, ours, added, frac}} per call, from the
+    valgrind counts, or {note} when they failed."""
+    out = {}
+    for wl in LOCAL:
+        key = INSN[wl]
+        vals = {}
+        note = ""
+        for s in ("libc", "preload", "in-libutcp"):
+            fig = figures.get((key, s))
+            if fig is None:
+                continue
+            if fig["values"]:
+                vals[s] = fig["values"][-1]
+            elif fig["notes"]:
+                note = fig["notes"][-1]
+        if "libc" in vals and "preload" in vals:
+            added = vals["preload"] - vals["libc"]
+            out[wl] = {"libc": vals["libc"], "preload": vals["preload"],
+                       "ours": vals.get("in-libutcp"), "added": added,
+                       "frac": added / vals["libc"] if vals["libc"] else None}
+        elif note:
+            out[wl] = {"note": note}
+    return out
+
+
+def pct(r):
+    return f"{(r - 1) * 100:+.1f} %"
+
+
+def local_lines(stats, insns, md):
+    """The preload-cost section: a table (Markdown) or lines (text)."""
+    if not stats and not insns:
+        return []
+    head = ["workload", "pairs", "time with ÷ without (median of pairs)",
+            "interval on the median (its coverage)", "verdict", "user instructions per call "
+            "without → with", "added (in libutcp.so)", "added ÷ without"]
+    rows = []
+    for wl in LOCAL:
+        if wl not in stats and wl not in insns:
+            continue
+        st, ins = stats.get(wl), insns.get(wl, {})
+        cells = [WORKLOADS[wl][0]]
+        if st:
+            cells += [str(st["n"]),
+                      f"{st['median']:.3f} ({pct(st['median'])})",
+                      f"{st['lo']:.3f}–{st['hi']:.3f} "
+                      f"({st['coverage'] * 100:.1f} %)", st["verdict"]]
+        else:
+            cells += ["0", "n/a", "", ""]
+        if "added" in ins:
+            ours = "" if ins["ours"] is None else f" ({ins['ours']:.1f})"
+            cells += [f"{ins['libc']:.1f} → {ins['preload']:.1f}",
+                      f"{ins['added']:.1f}{ours}",
+                      f"{ins['frac'] * 100:.0f} %"
+                      if ins["frac"] is not None else ""]
+        else:
+            cells += [f"n/a: {ins['note']}" if "note" in ins else "", "", ""]
+        rows.append(cells)
+    if md:
+        out = ["| " + " | ".join(head) + " |",
+               "|---|--:|--:|---|---|--:|--:|--:|"]
+        out += ["| " + " | ".join(md_escape(c) for c in r) + " |"
+                for r in rows]
+        return out
+    out = ["The preload's cost on AF_UNIX and file I/O (target: within 1 %)"]
+    for r in rows:
+        out.append(f"  {r[0]}")
+        if r[1] != "0":
+            out.append(f"    time with ÷ without: {r[2]} over {r[1]} pairs, "
+                       f"interval {r[3]}: {r[4]}")
+        if r[5].startswith("n/a"):
+            out.append(f"    user-space instructions per call: {r[5]}")
+        elif r[5]:
+            added = r[6].replace(" (", " (in libutcp.so ")
+            out.append(f"    user-space instructions per call: {r[5]}, "
+                       f"added {added}" + (f" = {r[7]}" if r[7] else ""))
+    return out
 
 
 def summarise(figures):
@@ -118,6 +263,18 @@ def summarise(figures):
             if cands and s not in ("libc", "preload"):
                 best = max(cands) if better == "hi" else min(cands)
             note = fig["info"]  # of the last run that gave a figure
+            x_base = m / base if m is not None and base else None
+            if s in ("libc", "preload"):
+                note = ""
+                st = local_stats(figures).get(wl)
+                if s == "preload" and st:
+                    # The median of the ratios within pairs, in the
+                    # figure's own sense (a rate: the time ratio inverted).
+                    x_base = (st["median"] if better == "lo"
+                              else 1 / st["median"])
+                    note = (f"{st['n']} pairs, time ÷ without "
+                            f"{st['median']:.3f}, interval {st['lo']:.3f}–"
+                            f"{st['hi']:.3f}: {st['verdict']}")
             if fig["notes"]:
                 n_fail = len(fig["notes"])
                 note = fig["notes"][-1]
@@ -129,7 +286,7 @@ def summarise(figures):
                 "min": min(vals) if vals else None,
                 "max": max(vals) if vals else None,
                 "runs": len(vals),
-                "x_base": m / base if m is not None and base else None,
+                "x_base": x_base,
                 "x_best": m / best if m is not None and best else None,
                 "note": note,
             })
@@ -197,9 +354,11 @@ def md_table(rows):
     return "\n".join(out)
 
 
-def chart(rows, meta, png, work):
-    """Five panels: throughput, latency, connection rate, memory, preload."""
+def chart(rows, meta, png, work, local=None):
+    """Five panels: throughput, latency, connection rate, memory, preload
+    (local: local_stats())."""
     by = {(r["wl"], r["setup"]): r for r in rows}
+    local_st = local or {}
 
     def data(name, wls, setups,
              value=lambda r: (r["median"], r["min"], r["max"])):
@@ -239,21 +398,19 @@ def chart(rows, meta, png, work):
         if not sets:
             continue
         panels.append((title, data(f"p{i}.dat", wls, sets), sets, scale))
-    local = ["unix-pp-avg", "unix-tput", "file-write", "file-read"]
-    if present(local, ["preload"]) and present(local, ["libc"]):
-        # Speed with the preload ÷ without it (latency inverted): 1.00
-        # is no cost, below it slower.
+    if local_st:
+        # Speed with the preload ÷ without it: the median of the pairs
+        # and its 95 % interval (the time ratio inverted). 1.00 is no
+        # cost, below it slower.
         def rel(r):
-            b = by.get((r["wl"], "libc"))
-            if b is None or not b["median"]:
+            st = local_st.get(r["wl"])
+            if st is None:
                 return (0, 0, 0)
-            m = b["median"]
-            if WORKLOADS[r["wl"]][2] == "lo":
-                return (m / r["median"], m / r["max"], m / r["min"])
-            return (r["median"] / m, r["min"] / m, r["max"] / m)
-        panels.append(("Speed with libutcp.so ÷ without (1.00: no cost, "
-                       "below: slower)",
-                       data("p9.dat", local, ["preload"], rel),
+            return (1 / st["median"], 1 / st["hi"], 1 / st["lo"])
+        wls = [wl for wl in LOCAL if wl in local_st]
+        panels.append(("Speed with libutcp.so ÷ without, median of pairs "
+                       "and 95 % interval (1.00: no cost)",
+                       data("p9.dat", wls, ["preload"], rel),
                        ["preload"], "ratio"))
     if not panels:
         return False
@@ -280,12 +437,18 @@ def chart(rows, meta, png, work):
         if scale == "log":
             g += ['set logscale y', 'set yrange [0.1:*]' if "KiB" in title
                   else 'set yrange [*:*]']
+        elif scale == "ratio":
+            # Zoomed on 1.00, where a 1 % cost shows.
+            g += ['unset logscale y', 'set yrange [*<0.95:1.05<*]']
         else:
             g += ['unset logscale y', 'set yrange [0:*]']
         g.append('unset arrow')
         if scale == "ratio":
             g.append('set arrow from graph 0, first 1 to graph 1, first 1 '
                      'nohead dt 2 lw 2')
+            for y in (0.99, 1.01):  # the 1 % target
+                g.append(f'set arrow from graph 0, first {y} to graph 1, '
+                         f'first {y} nohead dt 3 lw 1 lc rgb "#2ca02c"')
         plots = []
         for j, s in enumerate(sets):
             col = 2 + 3 * j
@@ -328,9 +491,13 @@ def main():
         for line in f:
             k, _, v = line.rstrip("\n").partition("\t")
             meta[k] = v
-    rows = summarise(load(raw))
+    figures = load(raw)
+    rows = summarise(figures)
+    local, insns = local_stats(figures), insn_stats(figures)
     table = text_table(rows)
     print(table)
+    if local or insns:
+        print("\n" + "\n".join(local_lines(local, insns, md=False)))
 
     base = f"{meta.get('date', 'undated')[:10]}-{meta.get('host', 'host')}"
     md = os.path.join(outdir, base + ".md")
@@ -338,7 +505,7 @@ def main():
     tsv = os.path.join(outdir, base + ".tsv")
     if not os.path.exists(tsv) or not os.path.samefile(raw, tsv):
         shutil.copyfile(raw, tsv)
-    have_png = chart(rows, meta, png, os.path.dirname(raw))
+    have_png = chart(rows, meta, png, os.path.dirname(raw), local)
 
     setups = [(k[6:], v) for k, v in meta.items() if k.startswith("setup:")]
     setups.sort(key=lambda kv: SETUPS.index(kv[0]) if kv[0] in SETUPS else 99)
@@ -366,6 +533,23 @@ def main():
     for k, v in setups:
         lines.append(f"- {SETUP_LABEL.get(k, k)} (`{k}`): {v}")
     lines += ["", "## Results", "", md_table(rows), ""]
+    if local or insns:
+        lines += ["## The preload's cost on AF_UNIX and file I/O", "",
+                  "Time: pairs of short runs without and with "
+                  "LD_PRELOAD=libutcp.so, back to back, pinned to one CPU; "
+                  "each run's figure is the median of its batches; the ratio "
+                  "is taken within each pair, then the median of the ratios "
+                  "with a distribution-free interval (order statistics; at "
+                  "least 95 % coverage from 6 pairs on, its own in the table). "
+                  "\"Within 1 %\" only when that interval lies inside "
+                  "0.99–1.01.",
+                  "Instructions: valgrind (callgrind) counts of the same "
+                  "loops at two fixed lengths; the difference cancels the "
+                  "start-up. User space only: the kernel's side of each "
+                  "call, most of its time, is not counted, so \"added ÷ "
+                  "without\" is an upper bound of the relative cost in "
+                  "instructions. bench/README.md says more.", "",
+                  *local_lines(local, insns, md=True), ""]
     if have_png:
         lines += [f"![chart]({os.path.basename(png)})", ""]
     lines += [f"Raw figures, one a run: `{base}.tsv`.", ""]

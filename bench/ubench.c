@@ -13,16 +13,20 @@
  *                                 style: the server closes first)
  *   ubench crr ADDR PORT SECONDS  connect, one request, read the answer to
  *                                 EOF, close, in a loop: prints "conn/s"
- *   ubench unix-pp SECONDS        64-byte ping-pong over an AF_UNIX stream
+ *   ubench unix-pp LEN            64-byte ping-pong over an AF_UNIX stream
  *                                 socketpair between two processes: prints
- *                                 "avg_us p50_us p99_us"
- *   ubench unix-tput SECONDS      one-way 64 KiB writes over a socketpair:
- *                                 prints "GB/s"
- *   ubench file-write FILE SECONDS  4 KiB write()s into FILE, wrapping at
- *                                 64 MiB: prints "MB/s"
- *   ubench file-read FILE SECONDS   4 KiB read()s of FILE (made by
- *                                 file-write), wrapping: prints "MB/s"
+ *                                 "p50_us avg_us p99_us" of a round trip
+ *   ubench unix-tput LEN          one-way 64 KiB writes over a socketpair:
+ *                                 prints "GB/s mean_GB/s"
+ *   ubench file-write FILE LEN    4 KiB write()s into FILE, wrapping at
+ *                                 64 MiB: prints "MB/s mean_MB/s"
+ *   ubench file-read FILE LEN     4 KiB read()s of FILE (made by
+ *                                 file-write), wrapping: "MB/s mean_MB/s"
  *
+ * LEN is SECONDS, or xCOUNT for exactly COUNT operations with no clock in
+ * the loop (for valgrind: bench/localcost.py). The first figure is that of
+ * the median batch (a round trip, 1 MiB), which a preemption hardly moves;
+ * then "calls N": the read()/write() calls this process made.
  * read() and write() are the calls the preload wraps; the figures with and
  * without LD_PRELOAD=libutcp.so tell what that wrapping costs. Errors go to
  * stderr as one line, with exit status 1.
@@ -32,6 +36,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +52,6 @@
 #define TPUT_CHUNK (64 * 1024)
 #define FILE_BLOCK 4096
 #define FILE_WRAP (64L * 1024 * 1024)
-#define PP_MAX_SAMPLES (4L * 1024 * 1024)
 #define CRR_SIZE 64
 #define HOLD_BYTES 64
 
@@ -342,63 +346,195 @@ cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/*
+ * The length of a unix-* or file-* run: SECONDS (timed: figures printed),
+ * or xCOUNT: exactly COUNT operations with no clock read in the loop, for
+ * counting instructions (valgrind). Either way each process prints the
+ * number of read()/write() calls it made, "calls N", last: what the
+ * preload wrapped.
+ */
+struct budget {
+	double seconds;
+	long count; /* 0: timed */
+};
+
+static struct budget
+parse_budget(const char *s)
+{
+	struct budget b = {0, 0};
+	char *end;
+
+	if (s[0] != 'x') {
+		b.seconds = parse_seconds(s);
+		return b;
+	}
+	b.count = strtol(s + 1, &end, 10);
+	if (*end != '\0' || b.count <= 0 || b.count > 1000000000L) {
+		fprintf(stderr, "ubench: bad count '%s'\n", s);
+		exit(2);
+	}
+	return b;
+}
+
+/* read() and write() calls made by this process (the preload's cost is
+ * per call). */
+static long ncalls;
+
 static int
-cmd_unix_pp(double seconds)
+write_counted(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		ncalls++;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+read_counted(int fd, char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = read(fd, buf, len);
+
+		ncalls++;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void
+print_calls(void)
+{
+	printf("calls %ld\n", ncalls);
+	fflush(stdout);
+}
+
+/*
+ * Timed runs keep the duration of every batch of operations and report
+ * the median batch: a figure that the other work of a shared machine
+ * (a preemption, an interrupt, a neighbour's cache storm) moves far less
+ * than the mean, while a cost paid on every call moves it in full.
+ */
+#define MAX_BATCHES (4L * 1024 * 1024)
+
+struct batches {
+	double *t;
+	long n;
+};
+
+static int
+batches_init(struct batches *b)
+{
+	b->n = 0;
+	b->t = malloc(MAX_BATCHES * sizeof(*b->t));
+	return b->t != NULL ? 0 : -1;
+}
+
+/* Record one batch; false once full. */
+static bool
+batches_add(struct batches *b, double seconds)
+{
+	b->t[b->n++] = seconds;
+	return b->n < MAX_BATCHES;
+}
+
+/* The q-quantile of the batches (sorts them). */
+static double
+batches_q(struct batches *b, double q)
+{
+	qsort(b->t, (size_t)b->n, sizeof(*b->t), cmp_double);
+	return b->t[(long)((double)(b->n - 1) * q)];
+}
+
+/* 64-byte ping-pong; timed: "p50_us avg_us p99_us" of a round trip. */
+static int
+cmd_unix_pp(struct budget bud)
 {
 	char buf[PP_SIZE];
-	double *lat, t0, end, sum = 0;
+	struct batches lat;
+	double t0, t1, end, sum = 0;
 	long n = 0;
 	int sv[2], status;
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		return die("socketpair");
+	fflush(stdout);
 	pid = fork();
 	if (pid < 0)
 		return die("fork");
 	if (pid == 0) { /* the echo side */
 		close(sv[0]);
-		while (read_all(sv[1], buf, sizeof(buf)) == 0)
-			if (write_all(sv[1], buf, sizeof(buf)) != 0)
+		while (read_counted(sv[1], buf, sizeof(buf)) == 0)
+			if (write_counted(sv[1], buf, sizeof(buf)) != 0)
 				break;
+		if (bud.count)
+			print_calls();
 		_exit(0);
 	}
 	close(sv[1]);
-	lat = malloc(PP_MAX_SAMPLES * sizeof(*lat));
-	if (lat == NULL)
-		return die("malloc");
 	memset(buf, 'p', sizeof(buf));
-	end = now_s() + seconds;
-	while (n < PP_MAX_SAMPLES) {
-		t0 = now_s();
-		if (write_all(sv[0], buf, sizeof(buf)) != 0 ||
-		    read_all(sv[0], buf, sizeof(buf)) != 0)
-			return die("ping-pong");
-		lat[n] = (now_s() - t0) * 1e6;
-		sum += lat[n++];
-		if (t0 > end)
-			break;
+	if (bud.count) {
+		for (n = 0; n < bud.count; n++)
+			if (write_counted(sv[0], buf, sizeof(buf)) != 0 ||
+			    read_counted(sv[0], buf, sizeof(buf)) != 0)
+				return die("ping-pong");
+		close(sv[0]);
+		waitpid(pid, &status, 0);
+		print_calls();
+		return 0;
 	}
+	if (batches_init(&lat) != 0)
+		return die("malloc");
+	end = now_s() + bud.seconds;
+	do {
+		t0 = now_s();
+		if (write_counted(sv[0], buf, sizeof(buf)) != 0 ||
+		    read_counted(sv[0], buf, sizeof(buf)) != 0)
+			return die("ping-pong");
+		t1 = now_s();
+		sum += t1 - t0;
+		n++;
+	} while (batches_add(&lat, (t1 - t0) * 1e6) && t1 < end);
 	close(sv[0]);
 	waitpid(pid, &status, 0);
-	qsort(lat, (size_t)n, sizeof(*lat), cmp_double);
-	printf("%.3f %.3f %.3f\n", sum / (double)n, lat[n / 2],
-	       lat[(long)((double)n * 0.99)]);
-	free(lat);
+	printf("%.3f %.3f %.3f\n", batches_q(&lat, 0.5), sum / (double)n * 1e6,
+	       batches_q(&lat, 0.99));
+	print_calls();
+	free(lat.t);
 	return 0;
 }
 
+#define TPUT_BATCH 16 /* writes of 64 KiB: 1 MiB */
+
+/* One-way 64 KiB writes; timed: "GB/s mean_GB/s" (the median batch's
+ * rate, the whole run's). */
 static int
-cmd_unix_tput(double seconds)
+cmd_unix_tput(struct budget bud)
 {
 	static char buf[TPUT_CHUNK];
-	double t0, t1;
+	struct batches bt;
+	double t0, t1, tb;
 	long long bytes = 0, got = 0;
+	long writes = 0;
 	int sv[2], status;
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		return die("socketpair");
+	fflush(stdout);
 	pid = fork();
 	if (pid < 0)
 		return die("fork");
@@ -406,22 +542,40 @@ cmd_unix_tput(double seconds)
 		ssize_t r;
 
 		close(sv[0]);
-		while ((r = read(sv[1], buf, sizeof(buf))) > 0)
+		while ((r = read(sv[1], buf, sizeof(buf))) > 0) {
+			ncalls++;
 			got += r;
-		if (write_all(sv[1], (char *)&got, sizeof(got)) != 0)
+		}
+		ncalls++;
+		if (write_counted(sv[1], (char *)&got, sizeof(got)) != 0)
 			_exit(1);
+		if (bud.count)
+			print_calls();
 		_exit(0);
 	}
 	close(sv[1]);
 	memset(buf, 't', sizeof(buf));
-	t0 = now_s();
-	do {
-		if (write_all(sv[0], buf, sizeof(buf)) != 0)
+	if (!bud.count && batches_init(&bt) != 0)
+		return die("malloc");
+	t0 = tb = now_s();
+	for (;;) {
+		if (write_counted(sv[0], buf, sizeof(buf)) != 0)
 			return die("write");
 		bytes += sizeof(buf);
-	} while (now_s() - t0 < seconds);
+		if (bud.count) {
+			if (++writes == bud.count)
+				break;
+			continue;
+		}
+		if (++writes % TPUT_BATCH != 0)
+			continue;
+		t1 = now_s();
+		if (!batches_add(&bt, t1 - tb) || t1 - t0 >= bud.seconds)
+			break;
+		tb = t1;
+	}
 	shutdown(sv[0], SHUT_WR);
-	if (read_all(sv[0], (char *)&got, sizeof(got)) != 0)
+	if (read_counted(sv[0], (char *)&got, sizeof(got)) != 0)
 		return die("read the sink's count");
 	t1 = now_s();
 	waitpid(pid, &status, 0);
@@ -430,17 +584,29 @@ cmd_unix_tput(double seconds)
 			bytes, got);
 		return 1;
 	}
-	printf("%.3f\n", (double)bytes / (t1 - t0) / 1e9);
+	if (!bud.count) {
+		printf("%.3f %.3f\n",
+		       TPUT_BATCH * (double)sizeof(buf) / batches_q(&bt, 0.5) /
+			   1e9,
+		       (double)bytes / (t1 - t0) / 1e9);
+		free(bt.t);
+	}
+	print_calls();
 	return 0;
 }
 
+#define FILE_BATCH 256 /* calls of 4 KiB: 1 MiB */
+
+/* 4 KiB write()s or read()s, wrapping at FILE_WRAP; timed: "MB/s
+ * mean_MB/s" (the median batch's rate, the whole run's). */
 static int
-cmd_file(const char *path, double seconds, int writing)
+cmd_file(const char *path, struct budget bud, int writing)
 {
 	static char buf[FILE_BLOCK];
+	struct batches bt;
 	long long bytes = 0;
-	long off = 0;
-	double t0, t1;
+	long off = 0, left = bud.count;
+	double t0, t1 = 0, tb;
 	int fd;
 
 	fd =
@@ -448,19 +614,23 @@ cmd_file(const char *path, double seconds, int writing)
 	if (fd < 0)
 		return die(path);
 	memset(buf, 'f', sizeof(buf));
-	t0 = now_s();
-	do {
-		/* Check the clock every 256 blocks only: the call is the cost.
-		 */
-		for (int i = 0; i < 256; i++) {
+	if (!bud.count && batches_init(&bt) != 0)
+		return die("malloc");
+	t0 = tb = now_s();
+	for (;;) {
+		int i, batch = FILE_BATCH;
+
+		if (bud.count && left < batch)
+			batch = (int)left;
+		for (i = 0; i < batch; i++) {
 			ssize_t n = writing ? write(fd, buf, sizeof(buf))
 					    : read(fd, buf, sizeof(buf));
 
+			ncalls++;
 			if (n != (ssize_t)sizeof(buf))
-				return die(writing ? "write"
-						   : "read (run "
-						     "file-write "
-						     "first)");
+				return die(writing
+					       ? "write"
+					       : "read (run file-write first)");
 			bytes += n;
 			off += n;
 			if (off >= FILE_WRAP) {
@@ -469,9 +639,18 @@ cmd_file(const char *path, double seconds, int writing)
 				off = 0;
 			}
 		}
+		if (bud.count) {
+			if ((left -= batch) == 0)
+				break;
+			continue;
+		}
+		/* The clock every batch only: the call is the cost. */
 		t1 = now_s();
-	} while (t1 - t0 < seconds);
-	if (writing) {
+		if (!batches_add(&bt, t1 - tb) || t1 - t0 >= bud.seconds)
+			break;
+		tb = t1;
+	}
+	if (writing && !bud.count) {
 		/* A full file for file-read, whatever was reached. */
 		while (off < FILE_WRAP) {
 			if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
@@ -480,7 +659,14 @@ cmd_file(const char *path, double seconds, int writing)
 		}
 	}
 	close(fd);
-	printf("%.1f\n", (double)bytes / (t1 - t0) / 1e6);
+	if (!bud.count) {
+		printf("%.1f %.1f\n",
+		       FILE_BATCH * (double)sizeof(buf) / batches_q(&bt, 0.5) /
+			   1e6,
+		       (double)bytes / (t1 - t0) / 1e6);
+		free(bt.t);
+	}
+	print_calls();
 	return 0;
 }
 
@@ -508,12 +694,12 @@ main(int argc, char **argv)
 	if (argc == 5 && strcmp(argv[1], "crr") == 0)
 		return cmd_crr(argv[2], argv[3], parse_seconds(argv[4]));
 	if (argc == 3 && strcmp(argv[1], "unix-pp") == 0)
-		return cmd_unix_pp(parse_seconds(argv[2]));
+		return cmd_unix_pp(parse_budget(argv[2]));
 	if (argc == 3 && strcmp(argv[1], "unix-tput") == 0)
-		return cmd_unix_tput(parse_seconds(argv[2]));
+		return cmd_unix_tput(parse_budget(argv[2]));
 	if (argc == 4 && strcmp(argv[1], "file-write") == 0)
-		return cmd_file(argv[2], parse_seconds(argv[3]), 1);
+		return cmd_file(argv[2], parse_budget(argv[3]), 1);
 	if (argc == 4 && strcmp(argv[1], "file-read") == 0)
-		return cmd_file(argv[2], parse_seconds(argv[3]), 0);
+		return cmd_file(argv[2], parse_budget(argv[3]), 0);
 	return usage();
 }

@@ -80,3 +80,13 @@ EOF
 	assert_line "served 200 last from the kernel"
 	assert_line --regexp "^daemon_adopt_failed +0$"
 }
+
+@test "the protocol with round trips (SOCKET, CONNECT answered, LISTEN with tokens, ACCEPT) still serves a client that uses it" {
+	# tests/e2e/fixtures/daemon_smoke.sh drives the daemon with
+	# daemon_ctlclient, which speaks the protocol as a preload without
+	# UTCP_CAP_ASYNC does, in a namespace of its own.
+	run -0 timeout -k 10 300 "$FIXTURES/daemon_smoke.sh" "${UTCPD:-$UTCP_BUILD/utcpd}"
+	assert_line --regexp "^daemon smoke: [0-9]+ passed, 0 failed$"
+	assert_line --partial "engine listener receives 16 MiB intact"
+	assert_line --partial "engine listener sends 16 MiB intact"
+}

@@ -151,8 +151,16 @@ loop_run(struct daemon *d)
 			return -errno;
 		}
 		d->now = loop_clock();
+		/* Control requests first: an fd a program sends us is "in
+		 * flight" until we take it, and closing any AF_UNIX socket
+		 * meanwhile (a program's closed socket, below) makes the
+		 * kernel schedule its fd garbage collector. */
 		for (int i = 0; i < n; i++)
-			dispatch(d, &evs[i]);
+			if (((struct ep_obj *)evs[i].data.ptr)->kind == EP_CLIENT)
+				dispatch(d, &evs[i]);
+		for (int i = 0; i < n; i++)
+			if (((struct ep_obj *)evs[i].data.ptr)->kind != EP_CLIENT)
+				dispatch(d, &evs[i]);
 		housekeeping(d);
 	}
 	return 0;

@@ -84,13 +84,19 @@ parse_seconds(const char *s)
 	return v;
 }
 
-/* Write all of buf, or -1. */
+/* read() and write() calls made by this process (the preload's cost is
+ * per call: the unix and file tests report it). */
+static long ncalls;
+
+/* All of buf through read() or write(), counting the calls; 0, or -1 on
+ * an error or at EOF. */
 static int
-write_all(int fd, const char *buf, size_t len)
+xfer_all(int fd, char *buf, size_t len, bool wr)
 {
 	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
+		ssize_t n = wr ? write(fd, buf, len) : read(fd, buf, len);
 
+		ncalls++;
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -101,21 +107,16 @@ write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-/* Read exactly len bytes, or -1 (0 bytes read at EOF: also -1). */
+static int
+write_all(int fd, const char *buf, size_t len)
+{
+	return xfer_all(fd, (char *)buf, len, true);
+}
+
 static int
 read_all(int fd, char *buf, size_t len)
 {
-	while (len > 0) {
-		ssize_t n = read(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return xfer_all(fd, buf, len, false);
 }
 
 /* Holding thousands of connections needs as many fds as the hard limit
@@ -376,44 +377,6 @@ parse_budget(const char *s)
 	return b;
 }
 
-/* read() and write() calls made by this process (the preload's cost is
- * per call). */
-static long ncalls;
-
-static int
-write_counted(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		ncalls++;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int
-read_counted(int fd, char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = read(fd, buf, len);
-
-		ncalls++;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void
 print_calls(void)
 {
@@ -477,8 +440,8 @@ cmd_unix_pp(struct budget bud)
 		return die("fork");
 	if (pid == 0) { /* the echo side */
 		close(sv[0]);
-		while (read_counted(sv[1], buf, sizeof(buf)) == 0)
-			if (write_counted(sv[1], buf, sizeof(buf)) != 0)
+		while (read_all(sv[1], buf, sizeof(buf)) == 0)
+			if (write_all(sv[1], buf, sizeof(buf)) != 0)
 				break;
 		if (bud.count)
 			print_calls();
@@ -488,8 +451,8 @@ cmd_unix_pp(struct budget bud)
 	memset(buf, 'p', sizeof(buf));
 	if (bud.count) {
 		for (n = 0; n < bud.count; n++)
-			if (write_counted(sv[0], buf, sizeof(buf)) != 0 ||
-			    read_counted(sv[0], buf, sizeof(buf)) != 0)
+			if (write_all(sv[0], buf, sizeof(buf)) != 0 ||
+			    read_all(sv[0], buf, sizeof(buf)) != 0)
 				return die("ping-pong");
 		close(sv[0]);
 		waitpid(pid, &status, 0);
@@ -501,8 +464,8 @@ cmd_unix_pp(struct budget bud)
 	end = now_s() + bud.seconds;
 	do {
 		t0 = now_s();
-		if (write_counted(sv[0], buf, sizeof(buf)) != 0 ||
-		    read_counted(sv[0], buf, sizeof(buf)) != 0)
+		if (write_all(sv[0], buf, sizeof(buf)) != 0 ||
+		    read_all(sv[0], buf, sizeof(buf)) != 0)
 			return die("ping-pong");
 		t1 = now_s();
 		sum += t1 - t0;
@@ -547,7 +510,7 @@ cmd_unix_tput(struct budget bud)
 			got += r;
 		}
 		ncalls++;
-		if (write_counted(sv[1], (char *)&got, sizeof(got)) != 0)
+		if (write_all(sv[1], (char *)&got, sizeof(got)) != 0)
 			_exit(1);
 		if (bud.count)
 			print_calls();
@@ -559,7 +522,7 @@ cmd_unix_tput(struct budget bud)
 		return die("malloc");
 	t0 = tb = now_s();
 	for (;;) {
-		if (write_counted(sv[0], buf, sizeof(buf)) != 0)
+		if (write_all(sv[0], buf, sizeof(buf)) != 0)
 			return die("write");
 		bytes += sizeof(buf);
 		if (bud.count) {
@@ -575,7 +538,7 @@ cmd_unix_tput(struct budget bud)
 		tb = t1;
 	}
 	shutdown(sv[0], SHUT_WR);
-	if (read_counted(sv[0], (char *)&got, sizeof(got)) != 0)
+	if (read_all(sv[0], (char *)&got, sizeof(got)) != 0)
 		return die("read the sink's count");
 	t1 = now_s();
 	waitpid(pid, &status, 0);

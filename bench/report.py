@@ -413,7 +413,7 @@ def chart(rows, meta, png, work, local=None):
             return (1 / st["median"], 1 / st["hi"], 1 / st["lo"])
         wls = [wl for wl in LOCAL if wl in local_st]
         panels.append(("Speed with libutcp.so ÷ without, median of pairs "
-                       "and 95 % interval (1.00: no cost)",
+                       "and its interval, ≥ 95 % (1.00: no cost)",
                        data("p9.dat", wls, ["preload"], rel),
                        ["preload"], "ratio"))
     if not panels:

@@ -33,6 +33,14 @@ teardown() {
 	assert_output --regexp "preload behaviour \(real\): [0-9]+ passed, 0 failed"
 }
 
+@test "libutcp.so's behaviour checks also pass with the round-trip protocol (a daemon without asynchronous operations)" {
+	# utcpd --no-async: the preload's socket(), connect() and accept()
+	# take their older paths (ipc.h), which the real daemon no longer
+	# leads them to.
+	UTCPD_ARGS=--no-async run -0 timeout -k 10 320 "$REPO/preload/tests/run" 3>&-
+	assert_output --regexp "preload behaviour \(real\): [0-9]+ passed, 0 failed"
+}
+
 @test "libutcp.so's behaviour checks hold on the kernel itself (the expectations are Linux's)" {
 	run -0 timeout -k 10 320 "$REPO/preload/tests/run" --kernel 3>&-
 	assert_output --regexp "preload behaviour \(kernel\): [0-9]+ passed, 0 failed"

@@ -886,7 +886,8 @@ serve(struct daemon *d, struct client *c, const struct utcp_req *q,
 		p->sock_id = UTCP_IPC_VERSION;
 		{
 			/* we take UTCP_OP_CALL and trace streams */
-			uint32_t caps = UTCP_CAP_TRACE | UTCP_CAP_ASYNC;
+			uint32_t caps = UTCP_CAP_TRACE |
+					(d->opt->no_async ? 0 : UTCP_CAP_ASYNC);
 			memcpy(p->data, &caps, sizeof(caps));
 			p->len = sizeof(caps);
 		}

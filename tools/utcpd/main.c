@@ -56,6 +56,9 @@ usage(FILE *f)
 		"  --prefix6 N        IPv6 prefix length (default %d)\n"
 		"  --no-ipv6          IPv4 only\n"
 		"  --mtu N            link MTU, 68 to 65535 (default %d)\n"
+		"  --no-async         offer programs only the protocol with round\n"
+		"                     trips (as daemons before socket/connect/\n"
+		"                     accept went asynchronous): for testing\n"
 		"  --no-offload       no virtio-net header on the TUN: the engine\n"
 		"                     computes and checks every TCP checksum\n"
 		"  --ready-fd N       write one byte to fd N and close it once the\n"
@@ -119,7 +122,8 @@ parse_opts(int argc, char **argv, struct utcpd_opts *o, int *log_level,
 {
 	enum { O_SOCKET = 256, O_TUN, O_ADDR, O_PEER, O_PREFIX, O_ADDR6,
 	       O_PEER6, O_PREFIX6, O_NOV6, O_MTU, O_READY, O_LOGLEVEL,
-	       O_LOGFILE, O_PIDFILE, O_HOST, O_PCAP, O_PCAP_MAX, O_NOOFFLOAD, O_FAULT };
+	       O_LOGFILE, O_PIDFILE, O_HOST, O_PCAP, O_PCAP_MAX, O_NOOFFLOAD, O_FAULT,
+	       O_NOASYNC };
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "tun", required_argument, NULL, O_TUN },
@@ -132,6 +136,7 @@ parse_opts(int argc, char **argv, struct utcpd_opts *o, int *log_level,
 		{ "no-ipv6", no_argument, NULL, O_NOV6 },
 		{ "mtu", required_argument, NULL, O_MTU },
 		{ "no-offload", no_argument, NULL, O_NOOFFLOAD },
+		{ "no-async", no_argument, NULL, O_NOASYNC },
 		{ "ready-fd", required_argument, NULL, O_READY },
 		{ "log-level", required_argument, NULL, O_LOGLEVEL },
 		{ "log-file", required_argument, NULL, O_LOGFILE },
@@ -216,6 +221,9 @@ parse_opts(int argc, char **argv, struct utcpd_opts *o, int *log_level,
 		case O_MTU:
 			if (parse_uint(optarg, 68, 65535, &o->mtu) != 0)
 				return bad("--mtu", optarg, "68 to 65535");
+			break;
+		case O_NOASYNC:
+			o->no_async = true;
 			break;
 		case O_NOOFFLOAD:
 			o->offload = false;

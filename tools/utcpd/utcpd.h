@@ -100,6 +100,7 @@ struct utcpd_opts {
 	unsigned prefix6;
 	unsigned mtu;
 	bool offload;          /* IFF_VNET_HDR + TUNSETOFFLOAD (tun.c) */
+	bool no_async;         /* --no-async: no UTCP_CAP_ASYNC (ipc.h) */
 	int ready_fd;
 	const char *pidfile;
 	bool host;

@@ -436,6 +436,10 @@ t_backlog(void)
 	}
 	CHECK(got == 4, "all four accepted in the end: %d", got);
 	close(ls);
+	/* each client opens the file after its connect: let all have */
+	t0 = now();
+	while (lines(file, "up") < 4 && now() - t0 < 5)
+		usleep(20000);
 	unlink(file);
 	while (wait(NULL) > 0)
 		;

@@ -848,11 +848,14 @@ unhold(struct daemon *d, struct rec *r)
 void
 rec_accepted(struct daemon *d, struct rec *r)
 {
-	struct rec *l = rec_find(d, r->lsn_id);
+	struct rec *l;
 	struct utcp_addr lo, rm;
 	char a[64];
 
 	unhold(d, r);
+	if (!events_calls_on())
+		return;
+	l = rec_find(d, r->lsn_id);
 	if (r->sk != NULL) {
 		utcp_sock_names(r->sk, &lo, &rm);
 		events_fmt_addr(&rm, a, sizeof(a));
@@ -1045,8 +1048,10 @@ connect_started(struct daemon *d, struct rec *r, const struct utcp_addr *to,
 {
 	char a[64];
 
-	events_fmt_addr(to, a, sizeof(a));
-	events_call(d, r, "connect(%s)", a);
+	if (events_calls_on()) {
+		events_fmt_addr(to, a, sizeof(a));
+		events_call(d, r, "connect(%s)", a);
+	}
 	r->kind = REC_CONNECTING;
 	rec_set_tuple(d, r);
 	r->connfd = kept_fd;

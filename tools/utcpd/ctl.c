@@ -573,8 +573,10 @@ op_accept(struct daemon *d, struct client *c, struct rec *r,
 	utcp_sock_names(child, &l, &rm);
 	p->addrlen = addr_to_sockaddr(&rm, r->family, &p->addr);
 	p->sock_id = cr->id;
-	events_fmt_addr(&rm, a, sizeof(a));
-	events_call(d, cr, "accept() from %s on sock %u", a, r->id);
+	if (events_calls_on()) {
+		events_fmt_addr(&rm, a, sizeof(a));
+		events_call(d, cr, "accept() from %s on sock %u", a, r->id);
+	}
 	return 0;
 }
 

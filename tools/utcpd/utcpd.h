@@ -281,6 +281,9 @@ void ctl_trim_idle(struct daemon *d, utcp_time_t wait);
 void events_cb(void *ctx, const struct utcp_event *ev);
 /* A log line for a call the daemon served (never on trace streams: the
  * preload reports the program's calls itself, UTCP_OP_CALL). */
+/* Is anyone reading events_call's lines? Callers that must format an
+ * address first ask, so a quiet daemon formats nothing per connection. */
+#define events_calls_on() ULOG_ON(ULOG_INFO)
 void events_call(struct daemon *d, const struct rec *r, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void events_fmt_addr(const struct utcp_addr *a, char *buf, size_t len);

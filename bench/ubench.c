@@ -12,7 +12,9 @@
  *                                 request, answer 64 bytes, close (HTTP/1.0
  *                                 style: the server closes first)
  *   ubench crr ADDR PORT SECONDS  connect, one request, read the answer to
- *                                 EOF, close, in a loop: prints "conn/s"
+ *                                 EOF, close, in a loop: prints "conn/s",
+ *                                 then socket=… connect=… answer=… eof=…
+ *                                 close=…: µs per connection in each
  *   ubench unix-pp LEN            64-byte ping-pong over an AF_UNIX stream
  *                                 socketpair between two processes: prints
  *                                 "p50_us avg_us p99_us" of a round trip
@@ -294,35 +296,44 @@ cmd_crr_serve(const char *addr, const char *port)
 	}
 }
 
+/* Where a serial connection's time goes, summed over the run. */
+enum { PH_SOCKET, PH_CONNECT, PH_ANSWER, PH_EOF, PH_CLOSE, PH_N };
+
 static int
 cmd_crr(const char *addr, const char *port, double seconds)
 {
+	static const char *const names[PH_N] = { "socket", "connect", "answer",
+						 "eof", "close" };
 	struct sockaddr_in sin;
 	char buf[CRR_SIZE];
-	double t0, t1;
+	double t0, t1, ph[PH_N] = { 0 }, at[PH_N + 1];
 	long n = 0;
 
 	if (parse_sin(&sin, addr, port) != 0)
 		return 2;
 	memset(buf, 'q', sizeof(buf));
-	t0 = now_s();
+	t0 = t1 = now_s();
 	do {
 		ssize_t r;
-		int s = socket(AF_INET, SOCK_STREAM, 0);
+		int s;
 
-		if (s < 0)
+		at[0] = t1;
+		if ((s = socket(AF_INET, SOCK_STREAM, 0)) < 0)
 			return die("socket");
+		at[1] = now_s();
 		if (connect(s, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
 			fprintf(stderr, "ubench: connect after %ld: %s\n", n,
 				strerror(errno));
 			return 1;
 		}
+		at[2] = now_s();
 		if (write_all(s, buf, sizeof(buf)) != 0 ||
 		    read_all(s, buf, sizeof(buf)) != 0) {
 			fprintf(stderr, "ubench: request after %ld: %s\n", n,
 				errno ? strerror(errno) : "early EOF");
 			return 1;
 		}
+		at[3] = now_s();
 		/* The server closes first: wait for its FIN. */
 		while ((r = read(s, buf, sizeof(buf))) < 0 && errno == EINTR)
 			;
@@ -331,11 +342,19 @@ cmd_crr(const char *addr, const char *port, double seconds)
 				r < 0 ? strerror(errno) : "extra data");
 			return 1;
 		}
+		at[4] = now_s();
 		close(s);
 		n++;
-		t1 = now_s();
+		t1 = at[5] = now_s();
+		for (int i = 0; i < PH_N; i++)
+			ph[i] += at[i + 1] - at[i];
 	} while (t1 - t0 < seconds);
-	printf("%.1f\n", (double)n / (t1 - t0));
+	/* The rate first (bench/run reads it), then µs per connection in
+	 * each call: socket(), connect(), request + answer, the EOF, close(). */
+	printf("%.1f", (double)n / (t1 - t0));
+	for (int i = 0; i < PH_N; i++)
+		printf(" %s=%.1f", names[i], ph[i] * 1e6 / (double)n);
+	printf("\n");
 	return 0;
 }
 

@@ -213,6 +213,9 @@ struct port_page {
 	uint32_t nreuseport[PORT_PAGE]; /* of those, with SO_REUSEPORT */
 };
 
+/* Buckets of destinations for connect()'s port search. */
+#define PORT_BUCKETS 256
+
 struct utcp_stack {
 	struct utcp_config cfg;
 	uint64_t stats[UTCP_NSTATS];
@@ -228,6 +231,9 @@ struct utcp_stack {
 	struct utcp_sock **heap; /* by t_earliest */
 	uint32_t heap_len, heap_cap;
 	uint64_t prng;
+	/* RFC 6056 algorithm 4: where connect() resumes its port search,
+	 * per bucket of destinations (tcp_usr.c, pick_port). */
+	uint32_t port_next[PORT_BUCKETS];
 	utcp_time_t now; /* the latest time any call brought (no clock) */
 	uint8_t *pkt;	 /* one outgoing packet */
 	size_t pkt_cap;

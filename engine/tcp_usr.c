@@ -47,12 +47,36 @@ export_addr(const struct utcp_sock *s, uint8_t wire_family, const uint8_t *ip,
 	}
 }
 
+/*
+ * A local port. bind(0) takes any port nobody uses, from a random start.
+ * connect() follows RFC 6056's algorithm 4 (double-hash): the search for a
+ * destination starts at a secret hash of (local address, remote address,
+ * remote port) plus a counter shared by a bucket of destinations, and the
+ * counter moves past the port taken. So successive connections to one
+ * server walk the range instead of drawing at random: a 4-tuple comes back
+ * only after the range is used up, never while the server may still hold
+ * the previous one in TIME-WAIT with a sequence number or timestamp the new
+ * SYN does not pass (the server then answers with an ACK, we reset it and
+ * the SYN waits a whole RTO).
+ */
 static int
 pick_port(struct utcp_stack *st, struct utcp_tuple *t, bool for_connect)
 {
 	uint32_t lo = st->cfg.port_lo, hi = st->cfg.port_hi;
-	uint32_t n = hi - lo + 1, start = (uint32_t)(prng_next(st) % n);
+	uint32_t n = hi - lo + 1, start, bucket = 0;
 
+	if (for_connect) {
+		struct utcp_tuple dst = *t;
+		uint64_t h;
+
+		dst.lport = 0;
+		h = siphash24(st->hkey, &dst, sizeof(dst));
+		bucket = (uint32_t)(h >> 32) % PORT_BUCKETS;
+		start = (uint32_t)(((uint64_t)(uint32_t)h +
+				    st->port_next[bucket]) % n);
+	} else {
+		start = (uint32_t)(prng_next(st) % n);
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		uint16_t p = (uint16_t)(lo + (start + i) % n);
 
@@ -70,6 +94,8 @@ pick_port(struct utcp_stack *st, struct utcp_tuple *t, bool for_connect)
 			t->lport = p;
 			if (conn_lookup(st, t) != NULL)
 				continue;
+			st->port_next[bucket] =
+				st->port_next[bucket] + i + 1;
 		}
 		t->lport = p;
 		return 0;

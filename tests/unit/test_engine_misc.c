@@ -626,6 +626,79 @@ test_reuseport(void)
 	tnet_free(&n);
 }
 
+static void
+narrow_ports(struct utcp_config *cfg, int side)
+{
+	if (side == 0) {
+		cfg->port_lo = 40000;
+		cfg->port_hi = 40063;
+	}
+}
+
+/*
+ * Serial connections to one server, the server closing first (it keeps
+ * each 4-tuple in TIME-WAIT): connect() walks the ephemeral range (RFC
+ * 6056 algorithm 4) instead of drawing a random port, so no 4-tuple comes
+ * back before the range is used up. A random draw from 64 ports repeats
+ * within 64 connections all but surely.
+ */
+static void
+test_connect_port_walk(void)
+{
+	struct tnet n;
+	struct utcp_sock *l, *c, *s;
+	struct utcp_addr any = {.family = AF_INET, .port = 80};
+	struct utcp_addr srv = tnet_addr(1, 80), other = tnet_addr(1, 81);
+	bool used[64] = { false };
+	int err, repeats = 0, outside = 0, done = 0;
+
+	tnet_init(&n, narrow_ports);
+	l = tnet_socket(&n, 1);
+	CHECK_EQ(utcp_bind(l, &any), 0);
+	CHECK_EQ(utcp_listen(l, 16), 0);
+	for (int i = 0; i < 64; i++) {
+		uint16_t p;
+
+		c = tnet_socket(&n, 0);
+		if (utcp_connect(c, &srv, n.now) != 0) {
+			utcp_close(c, n.now);
+			break;
+		}
+		p = c->tuple.lport;
+		tnet_run(&n, UTCP_MS(50));
+		s = utcp_accept(l, &err);
+		if (s == NULL || utcp_sock_state(c) != UTCP_ESTABLISHED) {
+			utcp_close(c, n.now);
+			break;
+		}
+		tnet_is_dead(&n.side[1], s, true);
+		utcp_close(s, n.now); /* the server closes first */
+		tnet_run(&n, UTCP_MS(50));
+		utcp_close(c, n.now);
+		tnet_run(&n, UTCP_MS(50));
+		if (p < 40000 || p > 40063)
+			outside++;
+		else if (used[p - 40000])
+			repeats++;
+		else
+			used[p - 40000] = true;
+		done++;
+	}
+	CHECK_EQ(done, 64);
+	CHECK_EQ(outside, 0);
+	CHECK_EQ(repeats, 0);
+	/* the server still holds all 64 in TIME-WAIT; another destination
+	 * has its own 4-tuples */
+	c = tnet_socket(&n, 0);
+	CHECK_EQ(utcp_connect(c, &other, n.now), 0);
+	CHECK(c->tuple.lport >= 40000 && c->tuple.lport <= 40063);
+	utcp_close(c, n.now);
+	utcp_close(l, n.now);
+	tnet_run(&n, UTCP_SEC(200));
+	tnet_leak_check(&n);
+	tnet_free(&n);
+}
+
 int
 main(void)
 {
@@ -633,6 +706,7 @@ main(void)
 	RUN(test_dual_stack);
 	RUN(test_bind_address);
 	RUN(test_reuseport);
+	RUN(test_connect_port_walk);
 	RUN(test_call_errors);
 	RUN(test_msg_more);
 	RUN(test_stack_free_live);

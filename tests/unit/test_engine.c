@@ -90,6 +90,10 @@ test_data_small(void)
 	CHECK_EQ(utcp_sock_state(p.s), UTCP_CLOSE_WAIT);
 	CHECK_EQ(utcp_recv(p.s, buf, sizeof(buf), 0, n.now), 0);
 	CHECK(utcp_sock_eof(p.s));
+	/* The FIN's ACK waits (as Linux's, in case our FIN can carry it),
+	 * at most the delayed-ACK time. */
+	CHECK_EQ(utcp_sock_state(p.c), UTCP_FIN_WAIT_1);
+	tnet_run(&n, UTCP_MS(30));
 	CHECK_EQ(utcp_sock_state(p.c), UTCP_FIN_WAIT_2);
 	utcp_close(p.s, n.now);
 	CHECK_EQ(utcp_sock_state(p.s), UTCP_LAST_ACK);
@@ -104,6 +108,38 @@ test_data_small(void)
 	CHECK_EQ(utcp_sock_count(tnet_st(&n, 0)), 0);
 	CHECK_EQ(tnet_count(&n, 0, UTCP_EV_FREED, p.c), 1);
 	utcp_close(p.l, n.now);
+	tnet_leak_check(&n);
+	tnet_free(&n);
+}
+
+/* The server closes first and the client's application closes at once:
+ * the client's FIN carries the ACK of the server's, three segments in
+ * all (as between two Linux hosts), and the server goes from FIN-WAIT-1
+ * straight to TIME-WAIT. */
+static void
+test_close_three_segments(void)
+{
+	struct tnet n;
+	struct tnet_pair p;
+	char buf[16];
+	uint64_t out0;
+
+	tnet_init(&n, NULL);
+	CHECK_EQ(tnet_connect_pair(&n, 80, &p), 0);
+	tnet_run(&n, UTCP_MS(100)); /* the handshake settles */
+	utcp_close(p.s, n.now);
+	tnet_run(&n, UTCP_MS(10));
+	CHECK_EQ(utcp_sock_state(p.c), UTCP_CLOSE_WAIT);
+	CHECK_EQ(utcp_sock_state(p.s), UTCP_FIN_WAIT_1); /* no ACK yet */
+	CHECK_EQ(utcp_recv(p.c, buf, sizeof(buf), 0, n.now), 0);
+	out0 = tnet_stat(&n, 0, UTCP_STAT_tcp_out);
+	utcp_close(p.c, n.now);
+	tnet_run(&n, UTCP_MS(100));
+	CHECK_EQ(tnet_stat(&n, 0, UTCP_STAT_tcp_out) - out0, 1);
+	CHECK_EQ(utcp_sock_state(p.s), UTCP_TIME_WAIT);
+	CHECK_EQ(tnet_count(&n, 0, UTCP_EV_FREED, p.c), 1);
+	utcp_close(p.l, n.now);
+	tnet_run(&n, UTCP_SEC(61));
 	tnet_leak_check(&n);
 	tnet_free(&n);
 }
@@ -1448,6 +1484,7 @@ main(void)
 	RUN(test_handshake);
 	RUN(test_listen_hold);
 	RUN(test_data_small);
+	RUN(test_close_three_segments);
 	RUN(test_server_closes_first);
 	RUN(test_simultaneous_close);
 	RUN(test_time_wait_refin);

@@ -95,6 +95,28 @@ EOF
 	assert_line --regexp "^$SOCKETS_COUNTER +0\$"
 }
 
+@test "utcpd --busy-poll: serial requests find the daemon still polling, not asleep; without it, it never polls" {
+	script='start_httpd --bind "$KERNEL"
+for _ in $(seq 20); do
+	utcp run -- curl -sS -o /dev/null "http://$KERNEL:$HTTPD_PORT/x"
+done
+utcp stat -a "daemon_wakeups" "daemon_busy_poll_*"'
+	run -0 in_sandbox --busy-poll 2000 <<<"$script"
+	found=$(match 'daemon_busy_poll_found +([0-9]+)')
+	woke=$(match 'daemon_wakeups +([0-9]+)')
+	echo "polling daemon: $found events found polling, $woke wakeups"
+	((found >= 20)) || fail "only $found events found while polling"
+	run -0 in_sandbox <<<"$script"
+	assert_output --regexp "daemon_busy_poll_found +0"
+	assert_output --regexp "daemon_busy_poll_idle +0"
+	woke=$(match 'daemon_wakeups +([0-9]+)')
+	((woke >= 20)) || fail "only $woke wakeups without polling"
+	run -2 utcp sandbox --busy-poll 10001 -- true
+	assert_output --partial "bad --busy-poll"
+	run -2 "$UTCP_BUILD/utcpd" --busy-poll soon
+	assert_output --partial "bad --busy-poll"
+}
+
 @test "a closed port fails with 'Connection refused' (curl exit 7) in well under a second" {
 	run -0 in_sandbox <<'EOF'
 start=$(now_ms)

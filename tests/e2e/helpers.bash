@@ -61,7 +61,8 @@ need_build() {
 	done
 }
 
-# in_sandbox [-t SECONDS] [--mtu MTU] [--fault SPEC] < SCRIPT
+# in_sandbox [-t SECONDS] [--mtu MTU] [--fault SPEC] [--busy-poll USEC]
+#            < SCRIPT
 # Runs SCRIPT (bash, set -euo pipefail, fixtures/lib.bash loaded) inside a
 # fresh `utcp sandbox`. Use it under `run`: run -0 in_sandbox <<'EOF' … EOF.
 # fd 3 (bats' own) is closed, or a process holding it would hang bats.
@@ -72,6 +73,7 @@ in_sandbox() {
 		-t) t=$2 ;;
 		--mtu) sargs+=(--mtu "$2") ;; # the TUN's MTU (default: utcp's)
 		--fault) sargs+=(--fault "$2") ;; # utcpd --fault SPEC (e2e_faults)
+		--busy-poll) sargs+=(--busy-poll "$2") ;;
 		*) break ;;
 		esac
 		shift 2

@@ -55,6 +55,7 @@ struct sb_opts {
 	const char *addr6, *peer6;
 	const char *daemon_log; /* NULL: private file, shown on failure */
 	const char *fault;      /* --fault SPEC for the daemon, NULL: none */
+	const char *busy_poll;  /* --busy-poll USEC for the daemon, or NULL */
 	bool shell;
 	char **cmd;
 };
@@ -109,6 +110,9 @@ sb_usage(FILE *f)
 	    "  --fault SPEC     the daemon's seeded fault injector (utcpd "
 	    "--help):\n"
 	    "                   e.g. seed=7,reorder=5%%,delay=20,jitter=10\n"
+	    "  --busy-poll USEC the daemon polls USEC µs after work before "
+	    "it sleeps\n"
+	    "                   (utcpd --help; default 0, off)\n"
 	    "  --shell          start $SHELL (or /bin/sh) when no CMD is "
 	    "given\n"
 	    "  --daemon-log F   append utcpd's output to F (by default it "
@@ -141,6 +145,7 @@ sb_parse(int argc, char **argv, struct sb_opts *o)
 	    {"mtu", required_argument, NULL, 'm'},
 	    {"shell", no_argument, NULL, 's'},
 	    {"fault", required_argument, NULL, 'f'},
+	    {"busy-poll", required_argument, NULL, 'b'},
 	    {"daemon-log", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -210,6 +215,16 @@ sb_parse(int argc, char **argv, struct sb_opts *o)
 			break;
 		case 'f': /* utcpd checks it, and says what is wrong */
 			o->fault = optarg;
+			break;
+		case 'b':
+			if (cli_parse_ulong(optarg, 0, 10000, &v) != 0) {
+				fprintf(stderr,
+					"utcp sandbox: bad --busy-poll '%s' (0 "
+					"to 10000 microseconds)\n",
+					optarg);
+				return -1;
+			}
+			o->busy_poll = optarg;
 			break;
 		case 'l':
 			o->daemon_log = optarg;
@@ -431,7 +446,7 @@ start_daemon(struct sb_state *st, const struct sb_opts *o, const char *utcpd,
 	     int ready_w, int log_fd)
 {
 	char fdbuf[16];
-	const char *argv[24];
+	const char *argv[32];
 	int n = 0;
 	pid_t parent = getpid();
 	pid_t pid;
@@ -459,6 +474,10 @@ start_daemon(struct sb_state *st, const struct sb_opts *o, const char *utcpd,
 	if (o->fault != NULL) {
 		argv[n++] = "--fault";
 		argv[n++] = o->fault;
+	}
+	if (o->busy_poll != NULL) {
+		argv[n++] = "--busy-poll";
+		argv[n++] = o->busy_poll;
 	}
 	argv[n++] = "--ready-fd";
 	argv[n++] = fdbuf;

@@ -78,7 +78,10 @@ void ulog(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 	X(fault_duplicated, "packets duplicated by --fault dup=")            \
 	X(fault_reordered, "packets held back by --fault reorder=")          \
 	X(fault_delayed, "packets queued by --fault delay=")                 \
-	X(fault_queue_full, "packets dropped: --fault queue at its bound")
+	X(fault_queue_full, "packets dropped: --fault queue at its bound")  \
+	X(wakeups, "times the daemon woke from sleep with work to do")    \
+	X(busy_poll_found, "times --busy-poll found work without sleeping") \
+	X(busy_poll_idle, "--busy-poll windows that ended in sleep")
 
 enum utcpd_stat {
 #define UTCPD_STAT_ENUM(name, desc) DST_##name,
@@ -107,6 +110,7 @@ struct utcpd_opts {
 	const char *pcap;      /* --pcap FILE, NULL: none */
 	uint64_t pcap_max;     /* --pcap-max, 0: no cap */
 	const char *fault;     /* --fault SPEC (fault.c), NULL: none */
+	unsigned busy_poll;    /* --busy-poll: µs to poll before sleeping */
 };
 
 /* ---- objects the epoll loop dispatches to ---- */

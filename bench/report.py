@@ -29,12 +29,14 @@ WORKLOADS = {
     "file-write": ("file write(), 4 KiB blocks, tmpfs", "MB/s", "hi"),
     "file-read": ("file read(), 4 KiB blocks, tmpfs", "MB/s", "hi"),
 }
-SETUPS = ["kernel", "utcp-c", "utcp-s", "slirp-c", "slirp-s", "pasta-c",
-          "pasta-s", "libc", "preload"]
+SETUPS = ["kernel", "utcp-c", "utcp-s", "utcp-bp-c", "utcp-bp-s", "slirp-c",
+          "slirp-s", "pasta-c", "pasta-s", "libc", "preload"]
 SETUP_LABEL = {
     "kernel": "kernel veth",
     "utcp-c": "utcp, app = client",
     "utcp-s": "utcp, app = server",
+    "utcp-bp-c": "utcp --busy-poll, client",
+    "utcp-bp-s": "utcp --busy-poll, server",
     "slirp-c": "slirp4netns, ns -> host",
     "slirp-s": "slirp4netns, host -> ns",
     "pasta-c": "pasta, ns -> host",
@@ -395,8 +397,8 @@ def chart(rows, meta, png, work, local=None):
         ("RSS per idle connection (KiB, log scale, lower is better)",
          ["mem"], "log"),
     ]
-    net = ["kernel", "utcp-c", "utcp-s", "slirp-c", "slirp-s", "pasta-c",
-           "pasta-s"]
+    net = ["kernel", "utcp-c", "utcp-s", "utcp-bp-c", "utcp-bp-s", "slirp-c",
+           "slirp-s", "pasta-c", "pasta-s"]
     for i, (title, wls, scale) in enumerate(spec):
         sets = present(wls, net)
         if not sets:
@@ -419,6 +421,7 @@ def chart(rows, meta, png, work, local=None):
     if not panels:
         return False
     colors = {"kernel": "#4d4d4d", "utcp-c": "#d62728", "utcp-s": "#ff9896",
+              "utcp-bp-c": "#9467bd", "utcp-bp-s": "#c5b0d5",
               "slirp-c": "#1f77b4", "slirp-s": "#aec7e8",
               "pasta-c": "#2ca02c", "pasta-s": "#98df8a",
               "preload": "#d62728"}

@@ -37,6 +37,9 @@ NUM='[0-9][0-9,]*(\.[0-9]+)? +[0-9][0-9,.]*–[0-9]'
 	assert_line --regexp "^  kernel veth +$NUM"
 	assert_line --regexp "^  utcp, app = client +$NUM"
 	assert_line --regexp "^  utcp, app = server +$NUM"
+	# and the daemon that polls (utcpd --busy-poll), in ping-pong and crr
+	assert_line --regexp "^  utcp --busy-poll, client +$NUM"
+	assert_line --regexp "^  utcp --busy-poll, server +$NUM"
 	assert_line --regexp "^  with libutcp\.so +$NUM"
 	# The peers ran too (a hiccup of theirs is theirs: one figure each).
 	assert_line --regexp "^  slirp4netns, [a-z> -]+ +$NUM"

@@ -141,6 +141,7 @@ connect_wait(int fd, struct utcp_fdent *e)
 		if (ms > INT_MAX)
 			ms = INT_MAX;
 	}
+	UTCP_BUSY_WAIT(fd, POLLOUT);
 	n = poll(&p, 1, (int)ms);
 	if (n < 0)
 		return -errno; /* EINTR: a later connect() picks it up */

@@ -71,6 +71,25 @@ parse_level(const char *s)
 }
 
 /* UTCP_POLICY: comma-separated key=value (connect.c lists them). */
+/* UTCP_BUSY_POLL=USEC, 0 to 10000 (utcp run --busy-poll). */
+static void
+parse_busy_poll(const char *s)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || s[0] < '0' || s[0] > '9' ||
+	    v > 10000) {
+		utcp_log(UTCP_LOG_WARN,
+			 "UTCP_BUSY_POLL=%s: want 0 to 10000 (µs); not polling",
+			 s);
+		return;
+	}
+	utcp_cfg.busy_poll = (unsigned)v;
+}
+
 static void
 parse_policy(const char *s)
 {
@@ -136,6 +155,8 @@ init_once(void)
 	}
 	if ((s = getenv("UTCP_POLICY")) != NULL && s[0] != '\0')
 		parse_policy(s);
+	if ((s = getenv("UTCP_BUSY_POLL")) != NULL && s[0] != '\0')
+		parse_busy_poll(s);
 	utcp_trace_init();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	utcp_debug("[%d] loaded: socket %s, loopback %s%s", (int)getpid(),

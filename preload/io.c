@@ -24,10 +24,13 @@
  */
 #include "preload.h"
 
+#include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static int
@@ -76,6 +79,48 @@ trace_data(uint64_t t0, const char *name, int fd, ssize_t r, size_t n)
 	if (!utcp_id_ours(id) || (r < 0 && (e == EAGAIN || e == EINTR)))
 		return;
 	utcp_trace_call(t0, name, id, fd, r < 0 ? -e : r, "%d, %zu", fd, n);
+}
+
+/*
+ * UTCP_BUSY_POLL=USEC (utcp run --busy-poll): a blocking call on one of our
+ * sockets that would wait polls for up to USEC µs first, yielding the CPU
+ * between polls, as Linux's net.core.busy_read does for its sockets. The
+ * daemon's answer often comes within tens of µs, and a process still
+ * running when it comes is not woken (≈ 25 µs on a VM). A non-blocking fd
+ * never waits, so never polls; the call itself runs as before, after.
+ */
+void
+utcp_busy_wait(int fd, short events)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	struct timespec t0, t;
+	long budget = (long)utcp_cfg.busy_poll * 1000; /* ns */
+	int saved = errno, fl;
+
+	if (poll(&p, 1, 0) != 0) /* ready, or failing: the call will say */
+		goto out;
+	fl = LIBC(fcntl)(fd, F_GETFL);
+	if (fl < 0 || (fl & O_NONBLOCK))
+		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		sched_yield();
+		if (poll(&p, 1, 0) != 0)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) <
+		 budget);
+out:
+	errno = saved;
+}
+
+/* Whether a receive call on fd may wait, so may poll first. */
+static inline void
+busy_wait_recv(int fd, int flags)
+{
+	if (unlikely(utcp_cfg.busy_poll != 0) && !(flags & MSG_DONTWAIT) &&
+	    utcp_fd_ours(fd))
+		utcp_busy_wait(fd, POLLIN);
 }
 
 /* After a read-side call that did not return data. */
@@ -141,8 +186,10 @@ static __attribute__((noinline)) ssize_t
 read_ours(int fd, void *buf, size_t n)
 {
 	uint64_t t0 = utcp_trace_start();
-	ssize_t r = LIBC(read)(fd, buf, n);
+	ssize_t r;
 
+	UTCP_BUSY_WAIT(fd, POLLIN);
+	r = LIBC(read)(fd, buf, n);
 	if (likely(r > 0))
 		return r;
 	return recv_result(fd, r, n, "read", t0);
@@ -174,7 +221,10 @@ UTCP_EXPORT ssize_t
 readv(int fd, const struct iovec *iov, int cnt)
 {
 	uint64_t t0 = utcp_trace_start();
-	ssize_t r = LIBC(readv)(fd, iov, cnt);
+	ssize_t r;
+
+	busy_wait_recv(fd, 0);
+	r = LIBC(readv)(fd, iov, cnt);
 
 	if (likely(r > 0))
 		return r;
@@ -186,7 +236,10 @@ static ssize_t
 do_recv(int fd, void *buf, size_t n, int flags)
 {
 	uint64_t t0 = utcp_trace_start();
-	ssize_t r = LIBC(recv)(fd, buf, n, flags);
+	ssize_t r;
+
+	busy_wait_recv(fd, flags);
+	r = LIBC(recv)(fd, buf, n, flags);
 
 	if (likely(r > 0))
 		return r;
@@ -215,8 +268,11 @@ do_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
 	/* A socketpair names the daemon's end; TCP names nobody and leaves
 	 * the caller's buffer alone. */
 	bool ours = sa != NULL && utcp_fd_ours(fd);
-	ssize_t r = LIBC(recvfrom)(fd, buf, n, flags, ours ? NULL : sa,
-				   ours ? NULL : len);
+	ssize_t r;
+
+	busy_wait_recv(fd, flags);
+	r = LIBC(recvfrom)(fd, buf, n, flags, ours ? NULL : sa,
+			   ours ? NULL : len);
 
 	if (ours && len != NULL && r >= 0)
 		*len = 0;
@@ -245,7 +301,10 @@ UTCP_EXPORT ssize_t
 recvmsg(int fd, struct msghdr *m, int flags)
 {
 	uint64_t t0 = utcp_trace_start();
-	ssize_t r = LIBC(recvmsg)(fd, m, flags);
+	ssize_t r;
+
+	busy_wait_recv(fd, flags);
+	r = LIBC(recvmsg)(fd, m, flags);
 
 	if (r < 0 && m == NULL)
 		return r;

@@ -108,10 +108,21 @@ struct utcp_config {
 	int loglevel;
 	bool fallback_kernel;  /* UTCP_FALLBACK=kernel */
 	bool loopback_kernel;  /* UTCP_POLICY loopback=kernel (default) */
+	unsigned busy_poll;    /* UTCP_BUSY_POLL: µs to poll before a wait */
 	char log_file[256];    /* UTCP_LOG_FILE, "" for stderr */
 	char socket_path[256]; /* UTCP_SOCKET as it was at load time */
 };
 extern struct utcp_config utcp_cfg;
+
+/* --- io.c --- */
+/* UTCP_BUSY_POLL: before a blocking call on our socket fd waits for
+ * `events`, poll for up to utcp_cfg.busy_poll µs (only when it is set). */
+void utcp_busy_wait(int fd, short events);
+#define UTCP_BUSY_WAIT(fd, events)                                             \
+	do {                                                                   \
+		if (unlikely(utcp_cfg.busy_poll != 0))                         \
+			utcp_busy_wait(fd, events);                            \
+	} while (0)
 
 /* Non-zero while this thread runs our own slow-path code: any call it makes
  * into an interposed function (ipc.c's sendmsg, stdio, malloc inside dlsym,

@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -316,6 +317,7 @@ push_accept(int fd, struct utcp_fdent *e, struct sockaddr *sa,
 	if (probe < 0)
 		return -errno;
 	LIBC(close)(probe);
+	UTCP_BUSY_WAIT(fd, POLLIN);
 	n = LIBC(recvmsg)(fd, &mh, (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0);
 	if (n < 0)
 		return -errno;

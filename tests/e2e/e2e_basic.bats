@@ -117,6 +117,31 @@ utcp stat -a "daemon_wakeups" "daemon_busy_poll_*"'
 	assert_output --partial "bad --busy-poll"
 }
 
+@test "UTCP_BUSY_POLL: a blocking receive polls, within its budget, before it sleeps; a non-blocking one never polls" {
+	script='"$PY" "$FIXTURES/busy_wait.py" --serve 7300 >"$WORK/srv.out" &
+wait_for 10 test -s "$WORK/srv.out"
+echo "without: $(utcp run -- "$PY" "$FIXTURES/busy_wait.py" "$KERNEL" 7300)"
+echo "with: $(UTCP_BUSY_POLL=10000 utcp run -- "$PY" "$FIXTURES/busy_wait.py" "$KERNEL" 7300)"
+echo "flag: $(utcp run --busy-poll 10000 -- "$PY" "$FIXTURES/busy_wait.py" "$KERNEL" 7300)"'
+	run -0 in_sandbox <<<"$script"
+	# Without: the wait sleeps, no CPU to speak of.
+	cpu=$(match 'without: blocking recv: cpu_ms=([0-9]+)')
+	((cpu < 3)) || fail "a sleeping recv used $cpu ms of CPU"
+	# With 10 ms: it polls (CPU), for no more than its budget of the
+	# 300 ms wait, and a non-blocking recv returns at once.
+	for how in with flag; do
+		cpu=$(match "$how: blocking recv: cpu_ms=([0-9]+)")
+		wall=$(match "$how: blocking recv: cpu_ms=[0-9.]+ wall_ms=([0-9]+)")
+		nb=$(match "$how: .*non-blocking recv: wall_us=([0-9]+)")
+		((cpu >= 3)) || fail "$how: only $cpu ms of CPU: no polling"
+		((cpu <= 100)) || fail "$how: $cpu ms of CPU: it polled past its budget"
+		((wall >= 250)) || fail "$how: the recv returned after $wall ms"
+		((nb < 5000)) || fail "$how: a non-blocking recv took $nb µs"
+	done
+	run -2 utcp run --busy-poll 10001 -- true
+	assert_output --partial "bad --busy-poll"
+}
+
 @test "a closed port fails with 'Connection refused' (curl exit 7) in well under a second" {
 	run -0 in_sandbox <<'EOF'
 start=$(now_ms)

@@ -41,6 +41,14 @@ teardown() {
 	assert_output --regexp "preload behaviour \(real\): [0-9]+ passed, 0 failed"
 }
 
+@test "libutcp.so's behaviour checks also pass when programs and the daemon busy-poll (UTCP_BUSY_POLL, utcpd --busy-poll)" {
+	# Every blocking receive, connect and accept of the checks polls
+	# first; non-blocking calls, timeouts and errors must not change.
+	UTCP_BUSY_POLL=300 UTCPD_ARGS="--busy-poll 100" run -0 timeout -k 10 320 \
+		"$REPO/preload/tests/run" 3>&-
+	assert_output --regexp "preload behaviour \(real\): [0-9]+ passed, 0 failed"
+}
+
 @test "libutcp.so's behaviour checks hold on the kernel itself (the expectations are Linux's)" {
 	run -0 timeout -k 10 320 "$REPO/preload/tests/run" --kernel 3>&-
 	assert_output --regexp "preload behaviour \(kernel\): [0-9]+ passed, 0 failed"

@@ -54,6 +54,14 @@ run_usage(FILE *f)
 		"  --pcap-max SIZE      stop capturing before FILE grows past "
 		"SIZE bytes\n"
 		"                       (k, M, G suffixes)\n"
+		"  --busy-poll USEC     a blocking receive, connect or accept "
+		"on an engine\n"
+		"                       socket polls for up to USEC µs (0 to "
+		"10000) before\n"
+		"                       it sleeps: lower latency for CPU time "
+		"(sets\n"
+		"                       UTCP_BUSY_POLL; see also utcpd "
+		"--busy-poll)\n"
 		"  -h, --help           show this help\n"
 		"\n"
 		"The library is $UTCP_PRELOAD, else libutcp.so next to this "
@@ -228,11 +236,12 @@ cmd_run(int argc, char **argv)
 	    {"trace-format", required_argument, NULL, 'F'},
 	    {"pcap", required_argument, NULL, 'p'},
 	    {"pcap-max", required_argument, NULL, 'P'},
+	    {"busy-poll", required_argument, NULL, 'b'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct run_trace rt = {0};
-	const char *path, *fallback;
+	const char *path, *fallback, *busy_poll = NULL;
 	char *lib;
 	int c, fd;
 
@@ -272,6 +281,19 @@ cmd_run(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
+		case 'b': {
+			unsigned long v;
+
+			if (cli_parse_ulong(optarg, 0, 10000, &v) != 0) {
+				fprintf(stderr,
+					"utcp run: bad --busy-poll '%s' (0 to "
+					"10000 microseconds)\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			busy_poll = optarg;
+			break;
+		}
 		case 'h':
 			run_usage(stdout);
 			return 0;
@@ -341,7 +363,8 @@ cmd_run(int argc, char **argv)
 	}
 
 	warn_if_static(argv[optind]);
-	if (prepend_preload(lib) != 0) {
+	if ((busy_poll != NULL && setenv("UTCP_BUSY_POLL", busy_poll, 1) != 0) ||
+	    prepend_preload(lib) != 0) {
 		fprintf(stderr, "utcp run: setenv: %s\n", strerror(errno));
 		free(lib);
 		return RUN_FAIL;

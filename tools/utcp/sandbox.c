@@ -111,8 +111,11 @@ sb_usage(FILE *f)
 	    "--help):\n"
 	    "                   e.g. seed=7,reorder=5%%,delay=20,jitter=10\n"
 	    "  --busy-poll USEC the daemon polls USEC µs after work before "
-	    "it sleeps\n"
-	    "                   (utcpd --help; default 0, off)\n"
+	    "it sleeps,\n"
+	    "                   and CMD gets UTCP_BUSY_POLL=USEC, so that "
+	    "programs under\n"
+	    "                   `utcp run` poll as long before they wait "
+	    "(default 0: off)\n"
 	    "  --shell          start $SHELL (or /bin/sh) when no CMD is "
 	    "given\n"
 	    "  --daemon-log F   append utcpd's output to F (by default it "
@@ -905,7 +908,9 @@ cmd_sandbox(int argc, char **argv)
 	    setenv("UTCP_SANDBOX_ADDR", o.addr, 1) != 0 ||
 	    setenv("UTCP_SANDBOX_PEER", o.peer, 1) != 0 ||
 	    setenv("UTCP_SANDBOX_ADDR6", o.addr6, 1) != 0 ||
-	    setenv("UTCP_SANDBOX_PEER6", o.peer6, 1) != 0) {
+	    setenv("UTCP_SANDBOX_PEER6", o.peer6, 1) != 0 ||
+	    (o.busy_poll != NULL &&
+	     setenv("UTCP_BUSY_POLL", o.busy_poll, 1) != 0)) {
 		fprintf(stderr, "utcp sandbox: setenv: %s\n", strerror(errno));
 		goto out_daemon;
 	}

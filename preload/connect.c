@@ -141,7 +141,8 @@ connect_wait(int fd, struct utcp_fdent *e)
 		if (ms > INT_MAX)
 			ms = INT_MAX;
 	}
-	UTCP_BUSY_WAIT(fd, POLLOUT);
+	if ((n = UTCP_BUSY_WAIT(fd, POLLOUT)) < 0)
+		return n; /* EINTR, as below */
 	n = poll(&p, 1, (int)ms);
 	if (n < 0)
 		return -errno; /* EINTR: a later connect() picks it up */

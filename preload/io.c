@@ -89,18 +89,24 @@ trace_data(uint64_t t0, const char *name, int fd, ssize_t r, size_t n)
  * running when it comes is not woken (≈ 25 µs on a VM). A non-blocking fd
  * never waits, so never polls; the call itself runs as before, after.
  */
-void
+int
 utcp_busy_wait(int fd, short events)
 {
 	struct pollfd p = {.fd = fd, .events = events};
 	struct timespec t0, t;
 	long budget = (long)utcp_cfg.busy_poll * 1000; /* ns */
-	int saved = errno, fl;
+	int saved = errno, fl, r = 0;
+	sigset_t all, old, pend;
 
 	if (poll(&p, 1, 0) != 0) /* ready, or failing: the call will say */
 		goto out;
 	fl = LIBC(fcntl)(fd, F_GETFL);
 	if (fl < 0 || (fl & O_NONBLOCK))
+		goto out;
+	/* A signal would interrupt the call's wait, but not this poll: hold
+	 * signals back meanwhile, then see what came. */
+	sigfillset(&all);
+	if (pthread_sigmask(SIG_BLOCK, &all, &old) != 0)
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do {
@@ -110,18 +116,42 @@ utcp_busy_wait(int fd, short events)
 		clock_gettime(CLOCK_MONOTONIC, &t);
 	} while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) <
 		 budget);
+	if (sigpending(&pend) == 0) {
+		for (int sig = 1; sig < NSIG; sig++) {
+			struct sigaction sa;
+
+			if (!sigismember(&pend, sig) || sigismember(&old, sig) ||
+			    sigaction(sig, NULL, &sa) != 0)
+				continue;
+			/* as the kernel: a handler without SA_RESTART
+			 * interrupts; ignored signals do not */
+			if (!(sa.sa_flags & SA_SIGINFO) &&
+			    (sa.sa_handler == SIG_IGN || sa.sa_handler == SIG_DFL))
+				continue;
+			if (!(sa.sa_flags & SA_RESTART))
+				r = -EINTR;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL); /* the handlers run here */
 out:
 	errno = saved;
+	return r;
 }
 
-/* Whether a receive call on fd may wait, so may poll first. */
-static inline void
+/* Before a receive call on fd that may wait: 0, or -EINTR. */
+static inline int
 busy_wait_recv(int fd, int flags)
 {
 	if (unlikely(utcp_cfg.busy_poll != 0) && !(flags & MSG_DONTWAIT) &&
 	    utcp_fd_ours(fd))
-		utcp_busy_wait(fd, POLLIN);
+		return utcp_busy_wait(fd, POLLIN);
+	return 0;
 }
+
+/* A receive call on fd, made after busy_wait_recv: -1 with EINTR instead
+ * when a signal handler interrupted the polling. */
+#define RECV_POLLED(fd, flags, call)                                           \
+	(busy_wait_recv(fd, flags) < 0 ? (errno = EINTR, (ssize_t)-1) : (call))
 
 /* After a read-side call that did not return data. */
 static ssize_t
@@ -186,10 +216,8 @@ static __attribute__((noinline)) ssize_t
 read_ours(int fd, void *buf, size_t n)
 {
 	uint64_t t0 = utcp_trace_start();
-	ssize_t r;
+	ssize_t r = RECV_POLLED(fd, 0, LIBC(read)(fd, buf, n));
 
-	UTCP_BUSY_WAIT(fd, POLLIN);
-	r = LIBC(read)(fd, buf, n);
 	if (likely(r > 0))
 		return r;
 	return recv_result(fd, r, n, "read", t0);
@@ -221,10 +249,7 @@ UTCP_EXPORT ssize_t
 readv(int fd, const struct iovec *iov, int cnt)
 {
 	uint64_t t0 = utcp_trace_start();
-	ssize_t r;
-
-	busy_wait_recv(fd, 0);
-	r = LIBC(readv)(fd, iov, cnt);
+	ssize_t r = RECV_POLLED(fd, 0, LIBC(readv)(fd, iov, cnt));
 
 	if (likely(r > 0))
 		return r;
@@ -236,10 +261,7 @@ static ssize_t
 do_recv(int fd, void *buf, size_t n, int flags)
 {
 	uint64_t t0 = utcp_trace_start();
-	ssize_t r;
-
-	busy_wait_recv(fd, flags);
-	r = LIBC(recv)(fd, buf, n, flags);
+	ssize_t r = RECV_POLLED(fd, flags, LIBC(recv)(fd, buf, n, flags));
 
 	if (likely(r > 0))
 		return r;
@@ -268,11 +290,9 @@ do_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
 	/* A socketpair names the daemon's end; TCP names nobody and leaves
 	 * the caller's buffer alone. */
 	bool ours = sa != NULL && utcp_fd_ours(fd);
-	ssize_t r;
-
-	busy_wait_recv(fd, flags);
-	r = LIBC(recvfrom)(fd, buf, n, flags, ours ? NULL : sa,
-			   ours ? NULL : len);
+	ssize_t r = RECV_POLLED(fd, flags,
+				LIBC(recvfrom)(fd, buf, n, flags, ours ? NULL : sa,
+					       ours ? NULL : len));
 
 	if (ours && len != NULL && r >= 0)
 		*len = 0;
@@ -301,10 +321,7 @@ UTCP_EXPORT ssize_t
 recvmsg(int fd, struct msghdr *m, int flags)
 {
 	uint64_t t0 = utcp_trace_start();
-	ssize_t r;
-
-	busy_wait_recv(fd, flags);
-	r = LIBC(recvmsg)(fd, m, flags);
+	ssize_t r = RECV_POLLED(fd, flags, LIBC(recvmsg)(fd, m, flags));
 
 	if (r < 0 && m == NULL)
 		return r;

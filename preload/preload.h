@@ -116,13 +116,12 @@ extern struct utcp_config utcp_cfg;
 
 /* --- io.c --- */
 /* UTCP_BUSY_POLL: before a blocking call on our socket fd waits for
- * `events`, poll for up to utcp_cfg.busy_poll µs (only when it is set). */
-void utcp_busy_wait(int fd, short events);
+ * `events`, poll for up to utcp_cfg.busy_poll µs (only when it is set).
+ * 0, or -EINTR: a signal handler ran meanwhile that would have
+ * interrupted the call (no SA_RESTART), so the call must not wait. */
+int utcp_busy_wait(int fd, short events);
 #define UTCP_BUSY_WAIT(fd, events)                                             \
-	do {                                                                   \
-		if (unlikely(utcp_cfg.busy_poll != 0))                         \
-			utcp_busy_wait(fd, events);                            \
-	} while (0)
+	(unlikely(utcp_cfg.busy_poll != 0) ? utcp_busy_wait(fd, events) : 0)
 
 /* Non-zero while this thread runs our own slow-path code: any call it makes
  * into an interposed function (ipc.c's sendmsg, stdio, malloc inside dlsym,

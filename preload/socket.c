@@ -317,7 +317,8 @@ push_accept(int fd, struct utcp_fdent *e, struct sockaddr *sa,
 	if (probe < 0)
 		return -errno;
 	LIBC(close)(probe);
-	UTCP_BUSY_WAIT(fd, POLLIN);
+	if ((r = UTCP_BUSY_WAIT(fd, POLLIN)) < 0)
+		return r; /* EINTR */
 	n = LIBC(recvmsg)(fd, &mh, (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0);
 	if (n < 0)
 		return -errno;

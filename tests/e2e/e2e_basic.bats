@@ -117,7 +117,7 @@ utcp stat -a "daemon_wakeups" "daemon_busy_poll_*"'
 	assert_output --partial "bad --busy-poll"
 }
 
-@test "UTCP_BUSY_POLL: a blocking receive polls, within its budget, before it sleeps; a non-blocking one never polls" {
+@test "UTCP_BUSY_POLL: a blocking receive polls, within its budget, before it sleeps; a non-blocking one never polls; a signal still interrupts it" {
 	script='"$PY" "$FIXTURES/busy_wait.py" --serve 7300 >"$WORK/srv.out" &
 wait_for 10 test -s "$WORK/srv.out"
 echo "without: $(utcp run -- "$PY" "$FIXTURES/busy_wait.py" "$KERNEL" 7300)"
@@ -137,6 +137,12 @@ echo "flag: $(utcp run --busy-poll 10000 -- "$PY" "$FIXTURES/busy_wait.py" "$KER
 		((cpu <= 100)) || fail "$how: $cpu ms of CPU: it polled past its budget"
 		((wall >= 250)) || fail "$how: the recv returned after $wall ms"
 		((nb < 5000)) || fail "$how: a non-blocking recv took $nb µs"
+	done
+	# A signal that comes while the call polls still interrupts it (at
+	# the end of the poll, not 300 ms later when the byte comes).
+	for how in without with flag; do
+		ms=$(match "$how: .*interrupted by signal after ([0-9]+) ms")
+		((ms < 150)) || fail "$how: the signal took effect after $ms ms"
 	done
 	run -2 utcp run --busy-poll 10001 -- true
 	assert_output --partial "bad --busy-poll"

@@ -527,7 +527,7 @@ data_input(struct utcp_sock *s, const struct wire_tcp *seg, bool *fin,
 	struct utcp_stack *st = s->st;
 	uint32_t seq = seg->seq, len = seg->len, off, limit, direct = 0;
 	const uint8_t *data = seg->data;
-	bool gap_before = s->ooo.n > 0;
+	bool gap_before = s->ooo.n > 0 || s->ooo_fin; /* a FIN waits too */
 
 	/* Trim what we already have. */
 	if (SEQ_LT(seq, s->rcv_nxt)) {
@@ -650,7 +650,8 @@ data_input(struct utcp_sock *s, const struct wire_tcp *seg, bool *fin,
 	 * on every second full segment, else within cfg.delack. */
 	if (gap_before || s->ooo.n > 0) {
 		s->ack_now = true;
-	} else if (s->quickack > 0) {
+	} else if (s->quickack > 0 && !*fin) {
+		/* (with a FIN, Linux leaves quick-ACK mode: fin_input) */
 		s->quickack--;
 		s->ack_now = true;
 	} else if (s->rcv_unacked >= 2 * s->rcv_mss) {

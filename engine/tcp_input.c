@@ -669,24 +669,26 @@ static void
 fin_input(struct utcp_sock *s, utcp_time_t now)
 {
 	/* RFC 9293 3.10.7.4, eighth: the FIN is in order. */
+	bool open = s->state == UTCP_SYN_RECEIVED ||
+		    s->state == UTCP_ESTABLISHED;
+
 	s->fin_rcvd = true;
 	s->rcv_nxt++;
+	/* While we are still open, our answer (often a FIN of our own, when
+	 * the application closes in turn) may carry the ACK. So it waits as
+	 * a delayed ACK would, as Linux's does (tcp_fin enters ping-pong
+	 * mode): the close takes three segments instead of four when the
+	 * application is quick. Otherwise it goes at once. */
+	if (!open || s->st->cfg.delack == 0)
+		s->ack_now = true;
+	else if (!timer_on(s, TCPT_DELACK))
+		timer_set(s, TCPT_DELACK, now + s->st->cfg.delack);
 	switch (s->state) {
 	case UTCP_SYN_RECEIVED:
 	case UTCP_ESTABLISHED:
-		/* The peer has finished; our answer (often a FIN of our own,
-		 * when the application closes in turn) may carry the ACK. So
-		 * it waits as a delayed ACK would, as Linux's does (tcp_fin
-		 * enters ping-pong mode): the close takes three segments
-		 * instead of four when the application is quick. */
-		if (s->st->cfg.delack == 0)
-			s->ack_now = true;
-		else if (!timer_on(s, TCPT_DELACK))
-			timer_set(s, TCPT_DELACK, now + s->st->cfg.delack);
 		tcp_set_state(s, UTCP_CLOSE_WAIT, "rcvd FIN", now);
 		break;
 	case UTCP_FIN_WAIT_1:
-		s->ack_now = true;
 		if (s->fin_acked)
 			tcp_enter_time_wait(s, "rcvd FIN", now);
 		else
@@ -694,11 +696,9 @@ fin_input(struct utcp_sock *s, utcp_time_t now)
 				      "rcvd FIN (simultaneous close)", now);
 		break;
 	case UTCP_FIN_WAIT_2:
-		s->ack_now = true;
 		tcp_enter_time_wait(s, "rcvd FIN", now);
 		break;
 	default:
-		s->ack_now = true;
 		break;
 	}
 	tcp_rcv_avail_event(s, now);

@@ -111,13 +111,14 @@ int
 loop_run(struct daemon *d)
 {
 	struct epoll_event evs[LOOP_EVENTS];
-	static const struct timespec zero;
+	static const struct timespec zero; /* --busy-poll's epoll: no wait */
 	utcp_time_t poll_until = 0; /* --busy-poll: poll, don't sleep */
 	bool have_pwait2 = true;
 
 	while (!d->stopping) {
 		utcp_time_t deadline, exp;
-		struct timespec ts, *tsp = NULL;
+		struct timespec ts;
+		const struct timespec *tsp = NULL;
 		int n, timeout_ms = -1;
 
 		d->now = loop_clock();
@@ -152,7 +153,7 @@ loop_run(struct daemon *d)
 		if (poll_until != 0) {
 			if (d->now < poll_until) {
 				sched_yield();
-				tsp = (struct timespec *)&zero;
+				tsp = &zero;
 				timeout_ms = 0;
 			} else {
 				poll_until = 0;
